@@ -204,6 +204,7 @@ class Store(Protocol):
 
 
 __all__ = [
+    "BackendSet",
     "EHR",
     "AuthError",
     "BackendError",
@@ -222,3 +223,31 @@ __all__ = [
     "TransferTarget",
     "Unavailable",
 ]
+
+
+# --------------------------------------------------------------------------- the set the App owns
+class BackendSet:
+    """The backends one console uses. The App owns them and closes them on exit."""
+
+    def __init__(
+        self,
+        telephony: Telephony,
+        ehr: EHR,
+        *,
+        messaging: Messaging | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.telephony = telephony
+        self.ehr = ehr
+        self.messaging = messaging
+        self.store = store
+
+    async def aclose(self) -> None:
+        for backend in (self.telephony, self.ehr, self.messaging, self.store):
+            if backend is not None:
+                try:
+                    await backend.aclose()
+                except Exception:  # closing must never stop the others from closing
+                    import logging
+
+                    logging.getLogger(__name__).warning("error closing %s", type(backend).__name__, exc_info=True)

@@ -1,0 +1,250 @@
+"""The Textual App: owns the backends, runs every I/O worker, routes results as Messages.
+
+Data flows one way: backends → App (workers, messages) → screens (reactives) → widgets.
+Screens and widgets never do I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from pa_tui.backends.base import (
+    BackendError,
+    BackendSet,
+    ConnectionState,
+    LinkStatus,
+)
+from pa_tui.domain.agents import AgentStatus, AgentStatusEvent
+from pa_tui.domain.calls import Call, CallBook, CallDirection, CallEvent, CallPhase
+from pa_tui.domain.phones import PhoneNumber, format_human
+from pa_tui.messages import (
+    AgentLoaded,
+    AgentStatusChanged,
+    CallerIdentified,
+    CallerLookupFailed,
+    CallEventReceived,
+    ConnectionChanged,
+)
+from pa_tui.screens.console import ConsoleScreen
+from pa_tui.widgets.patient_card import LookupState
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PaTuiApp(App[int]):
+    """The agent console."""
+
+    TITLE = "pa-tui"
+    CSS_PATH = ["styles/base.tcss", "styles/console.tcss"]
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit", tooltip="Leave pa-tui (notes are already saved)"),
+    ]
+
+    def __init__(
+        self,
+        settings: Any,
+        backends: BackendSet,
+        *,
+        clock: Clock = _utcnow,
+        tick: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.backends = backends
+        self.clock = clock
+        self.tick_interval = tick
+        self.book = CallBook()
+        self.agent_id: str | None = None
+        self.focused_call_id: str | None = None
+        self.matches: dict[str, Any] = {}
+        self.lookups_started: set[str] = set()
+        self.console = ConsoleScreen()
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_mount(self) -> None:
+        self.push_screen(self.console)
+        self._tick()
+        if self.tick_interval > 0:
+            self.set_interval(self.tick_interval, self._tick, name="clock")
+        self.load_agent()
+        self.consume_events()
+
+    async def on_unmount(self) -> None:
+        await self._close_backends()
+
+    async def action_quit(self) -> None:
+        await self._close_backends()
+        self.exit(0)
+
+    async def _close_backends(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.workers.cancel_all()
+        await self.backends.aclose()
+
+    def _tick(self) -> None:
+        now = self.clock()
+        self.console.now = now
+        self.console.today = now.astimezone().date() if now.tzinfo else now.date()
+
+    # ------------------------------------------------------------------ workers
+    @work(group="dialpad-agent", exit_on_error=False, description="Load the agent and their status")
+    async def load_agent(self) -> None:
+        agent = await self.backends.telephony.me()
+        status: AgentStatus | None
+        try:
+            status = await self.backends.telephony.agent_status(agent.id)
+        except BackendError as exc:
+            log.warning("agent status unavailable: %s", exc.title)
+            status = None
+        self.post_message(AgentLoaded(agent, status))
+
+    @work(group="dialpad-events", exclusive=True, exit_on_error=False, description="Live Dialpad events")
+    async def consume_events(self) -> None:
+        async for event in self.backends.telephony.events():
+            if isinstance(event, CallEvent):
+                self.post_message(CallEventReceived(event))
+            elif isinstance(event, AgentStatusEvent):
+                self.post_message(AgentStatusChanged(event))
+            elif isinstance(event, ConnectionState):
+                self.post_message(ConnectionChanged(event))
+
+    @work(group="ehr-lookup", exit_on_error=False, description="Identify the caller in the EHR")
+    async def identify_caller(self, call_id: str, number: PhoneNumber) -> None:
+        try:
+            match = await self.backends.ehr.find_by_phone(number)
+        except BackendError as exc:
+            self.post_message(CallerLookupFailed(call_id, exc))
+            return
+        self.post_message(CallerIdentified(call_id, match))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        group = event.worker.group
+        if isinstance(error, BackendError):
+            self._show_problem(str(error))
+            log.warning("worker %s failed: %s", group, error.title)
+        else:
+            self._show_problem(f"Internal error in {group}: {type(error).__name__} — see the log file")
+            log.error("worker %s crashed", group, exc_info=error)
+
+    # ------------------------------------------------------------------ messages
+    def on_agent_loaded(self, message: AgentLoaded) -> None:
+        self.agent_id = message.agent.id
+        self.console.agent = message.agent
+        if message.status is not None:
+            self.console.status = message.status
+
+    def on_agent_status_changed(self, message: AgentStatusChanged) -> None:
+        event = message.event
+        if self.agent_id is not None and event.agent_id == self.agent_id:
+            self.console.status = event.to_status()
+            reason = f" ({event.reason})" if event.reason else ""
+            self._log(f"status   {event.status.label}{reason}")
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        state = message.state
+        self.console.connection = state
+        if state.status is LinkStatus.CONNECTED:
+            if self.console.problem.startswith("Dialpad"):
+                self.console.problem = ""
+            self._log("dialpad  event stream connected")
+        elif state.status in (LinkStatus.RECONNECTING, LinkStatus.AUTH_FAILED):
+            self._show_problem(f"Dialpad: {state.detail}" if state.detail else "Dialpad: reconnecting")
+            self._log(f"dialpad  {state.status.value}")
+
+    def on_call_event_received(self, message: CallEventReceived) -> None:
+        event = message.event
+        call = self.book.apply(event)
+        if call is None:
+            return  # duplicate
+        log.info("call %s leg %s state %s", call.id, event.call_id, event.state.value)
+        self._log(self._event_line(event, call))
+        if (
+            call.id not in self.lookups_started
+            and isinstance(call.ani, PhoneNumber)
+            and call.phase is not CallPhase.ENDED
+        ):
+            self.lookups_started.add(call.id)
+            self.identify_caller(call.id, call.ani)
+        self._refocus(call)
+
+    def on_caller_identified(self, message: CallerIdentified) -> None:
+        self.matches[message.call_id] = message.match
+        log.info("call %s caller match: %s (%d)", message.call_id, message.match.kind, len(message.match.candidates))
+        if message.call_id == self.focused_call_id:
+            self.console.match = message.match
+            self.console.lookup = LookupState.DONE
+
+    def on_caller_lookup_failed(self, message: CallerLookupFailed) -> None:
+        log.warning("call %s lookup failed: %s", message.call_id, message.error.title)
+        if message.call_id == self.focused_call_id:
+            self.console.lookup_error = str(message.error)
+            self.console.lookup = LookupState.FAILED
+        self._show_problem(f"EHR: {message.error}")
+
+    # ------------------------------------------------------------------ helpers
+    def _refocus(self, changed: Call) -> None:
+        current = self.book.calls.get(self.focused_call_id) if self.focused_call_id else None
+        take = (
+            current is None
+            or current.id == changed.id
+            or (current.is_ended and changed.is_active)
+            or (changed.phase is CallPhase.ACTIVE and current.phase is not CallPhase.ACTIVE)
+        )
+        focus = changed if take else current
+        assert focus is not None
+        if focus.id != self.focused_call_id:
+            self.focused_call_id = focus.id
+            self.console.caller = focus.ani
+            match = self.matches.get(focus.id)
+            self.console.match = match
+            if match is not None:
+                self.console.lookup = LookupState.DONE
+            elif focus.id in self.lookups_started:
+                self.console.lookup = LookupState.SEARCHING
+            else:
+                self.console.lookup = LookupState.DONE if focus.ani is not None else LookupState.IDLE
+        self.console.call = focus
+        self.console.other_calls = sum(1 for c in self.book.active() if c.id != focus.id)
+
+    def _show_problem(self, text: str) -> None:
+        self.console.problem = text
+
+    def _log(self, line: str) -> None:
+        stamp = self.clock().astimezone().strftime("%H:%M:%S")
+        self.console.log_line(f"{stamp}  {line}")
+
+    @staticmethod
+    def _event_line(event: CallEvent, call: Call) -> str:
+        who = format_human(call.ani) if call.ani is not None else "unknown number"
+        direction = "from" if call.direction is CallDirection.INBOUND else "to"
+        target = f" · {event.target.name}" if event.target and event.target.name else ""
+        return f"{event.state.value:<9}{direction} {who}{target}  [call …{call.id[-4:]}]"
+
+
+def make_app(settings: Any, backends: BackendSet, **kwargs: Any) -> PaTuiApp:
+    """Build the App exactly as the CLI does. Tests use this too."""
+    return PaTuiApp(settings, backends, **kwargs)
+
+
+__all__ = ["PaTuiApp", "make_app"]

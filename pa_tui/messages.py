@@ -1,0 +1,59 @@
+"""App-level messages: facts the App learned from a backend, posted to itself.
+
+Widget-specific messages are nested in their widget classes instead.
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from pa_tui.backends.base import BackendError, ConnectionState
+from pa_tui.domain.agents import Agent, AgentStatus, AgentStatusEvent
+from pa_tui.domain.calls import CallEvent
+from pa_tui.domain.patients import CallerMatch
+
+
+class AgentLoaded(Message):
+    def __init__(self, agent: Agent, status: AgentStatus | None) -> None:
+        super().__init__()
+        self.agent = agent
+        self.status = status
+
+
+class CallEventReceived(Message):
+    """One call event from the telephony stream. Never coalesced."""
+
+    def __init__(self, event: CallEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class AgentStatusChanged(Message):
+    def __init__(self, event: AgentStatusEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class ConnectionChanged(Message):
+    """The event stream's state. A burst collapses into the newest."""
+
+    def __init__(self, state: ConnectionState) -> None:
+        super().__init__()
+        self.state = state
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ConnectionChanged)
+
+
+class CallerIdentified(Message):
+    def __init__(self, call_id: str, match: CallerMatch) -> None:
+        super().__init__()
+        self.call_id = call_id
+        self.match = match
+
+
+class CallerLookupFailed(Message):
+    def __init__(self, call_id: str, error: BackendError) -> None:
+        super().__init__()
+        self.call_id = call_id
+        self.error = error

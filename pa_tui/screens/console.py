@@ -1,0 +1,66 @@
+"""The agent's home screen: header, problem banner, current call, patient, live events."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from pa_tui.backends.base import ConnectionState
+from pa_tui.domain.agents import Agent, AgentStatus
+from pa_tui.domain.calls import Call
+from pa_tui.domain.patients import CallerMatch
+from pa_tui.domain.phones import NoCallerId, PhoneNumber
+from pa_tui.widgets.agent_bar import AgentBar
+from pa_tui.widgets.call_banner import CallBanner
+from pa_tui.widgets.event_log import EventLog
+from pa_tui.widgets.patient_card import LookupState, PatientCard
+from pa_tui.widgets.problem_banner import ProblemBanner
+
+
+class ConsoleScreen(Screen[None]):
+    """State arrives through reactives set by the App; widgets are bound to them."""
+
+    BINDING_GROUP_TITLE = "Console"
+
+    agent: reactive[Agent | None] = reactive(None)
+    status: reactive[AgentStatus | None] = reactive(None)
+    connection: reactive[ConnectionState | None] = reactive(None)
+    problem: reactive[str] = reactive("")
+    call: reactive[Call | None] = reactive(None)
+    other_calls: reactive[int] = reactive(0)
+    now: reactive[datetime | None] = reactive(None)
+    today: reactive[date | None] = reactive(None)
+    caller: reactive[PhoneNumber | NoCallerId | None] = reactive(None)
+    match: reactive[CallerMatch | None] = reactive(None)
+    lookup: reactive[str] = reactive(LookupState.IDLE)
+    lookup_error: reactive[str] = reactive("")
+
+    def compose(self) -> ComposeResult:
+        yield AgentBar(id="agent-bar").data_bind(
+            ConsoleScreen.agent, ConsoleScreen.status, ConsoleScreen.connection
+        )
+        yield ProblemBanner(id="problem-banner").data_bind(ConsoleScreen.problem)
+        yield CallBanner(id="call-banner").data_bind(
+            ConsoleScreen.call, ConsoleScreen.now, others=ConsoleScreen.other_calls
+        )
+        with Horizontal(id="console-body"):
+            with Vertical(id="patient-pane"):
+                yield PatientCard(id="patient-card").data_bind(
+                    ConsoleScreen.caller,
+                    ConsoleScreen.match,
+                    ConsoleScreen.lookup,
+                    ConsoleScreen.today,
+                    error=ConsoleScreen.lookup_error,
+                )
+            with Vertical(id="events-pane"):
+                yield Static("Live events", classes="pane-title")
+                yield EventLog(id="event-log")
+        yield Footer()
+
+    def log_line(self, line: str) -> None:
+        self.query_one(EventLog).write(line)

@@ -1,0 +1,61 @@
+"""The current call at a glance: direction, caller, line, state, live duration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from pa_tui.domain.calls import Call, CallDirection, CallPhase
+from pa_tui.domain.phones import format_human
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class CallBanner(Static):
+    DEFAULT_CSS = """
+    CallBanner { height: 3; width: 1fr; content-align: left middle; padding: 0 1; }
+    """
+
+    call: reactive[Call | None] = reactive(None)
+    now: reactive[datetime | None] = reactive(None)
+    others: reactive[int] = reactive(0)
+
+    def watch_call(self, call: Call | None) -> None:
+        phase = call.phase if call else None
+        self.set_class(phase is CallPhase.RINGING, "-ringing")
+        self.set_class(phase is CallPhase.ACTIVE, "-on-call")
+        self.set_class(phase is CallPhase.ENDED, "-ended")
+
+    def render(self) -> Text:
+        call = self.call
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if call is None:
+            text.append("No call", style="dim")
+            text.append("  ·  waiting for the next call", style="dim")
+            return text
+        arrow = {CallDirection.INBOUND: "☎ Incoming", CallDirection.OUTBOUND: "☎ Outgoing"}.get(
+            call.direction, "☎ Call"
+        )
+        text.append(f"{arrow}  ", style="bold")
+        text.append(format_human(call.ani), style="bold")
+        if call.queue is not None and call.queue.name:
+            text.append(f"  → {call.queue.name}")
+        elif call.dnis is not None:
+            text.append(f"  → {format_human(call.dnis)}")
+        text.append("   ")
+        text.append(f"[{call.state.label}]", style="bold reverse" if call.phase is CallPhase.RINGING else "bold")
+        if self.now is not None:
+            text.append(f"   {format_duration(call.duration(self.now))}")
+        if call.agent is not None and call.agent.name:
+            text.append(f"   with {call.agent.name}", style="dim")
+        if self.others:
+            text.append(f"   (+{self.others} more call{'s' if self.others > 1 else ''})", style="dim")
+        return text
