@@ -337,8 +337,9 @@ def fold(prior: Call | None, event: CallEvent, key: str | None = None) -> Call:
 
     Each leg keeps its own state; the call's state is derived from them: the
     newest connected leg wins, else the newest ringing one. The call ends when
-    its entry-point leg ends (the caller hung up) or every leg has ended — so
-    one agent missing a ring-all offer does not end a call still ringing others.
+    every leg has ended — so one agent missing a ring-all offer, or the first
+    agent's leg closing after a transfer, does not end a call that lives on.
+    (A leg whose end was never delivered is settled by reconciliation.)
     Late or reordered events never move a leg backwards or reopen an ended call.
     """
     key = key or event.key
@@ -381,8 +382,7 @@ def fold(prior: Call | None, event: CallEvent, key: str | None = None) -> Call:
             *prior.history[-49:],
             CallHistoryEntry(at=event.event_timestamp, call_id=event.call_id, state=event.state, target=event.target),
         )
-        caller_leg_ended = event.state.phase is CallPhase.ENDED and event.call_id == key
-        state, agent = _derive(legs.values(), caller_leg_ended)
+        state, agent = _derive(legs.values())
         if (
             agent is not None
             and prior.agent is not None
@@ -412,14 +412,11 @@ def _leg_is_stale(old: LegState, event: CallEvent) -> bool:
     return event.event_timestamp < old.at and event.state.phase is not CallPhase.ENDED
 
 
-def _derive(legs: Any, caller_leg_ended: bool) -> tuple[CallState, Party | None]:
+def _derive(legs: Any) -> tuple[CallState, Party | None]:
     by_phase: dict[CallPhase, list[LegState]] = {}
     for leg in legs:
         by_phase.setdefault(leg.state.phase, []).append(leg)
     newest = lambda items: max(items, key=lambda leg: leg.at)  # noqa: E731
-    if caller_leg_ended:
-        ended = newest(by_phase[CallPhase.ENDED])
-        return ended.state, None
     for phase in (CallPhase.ACTIVE, CallPhase.RINGING, CallPhase.SETUP):
         if by_phase.get(phase):
             leg = newest(by_phase[phase])
