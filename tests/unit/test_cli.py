@@ -388,3 +388,16 @@ def test_main_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         main(["config", "path"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip().endswith("config.toml")
+
+
+def test_python_dash_m_entry_point(tmp_path: Path) -> None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PA_TUI_")}
+    env["HOME"] = str(tmp_path / "home")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pa_tui", "--version"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == f"pa-tui {__version__}" and proc.stderr == ""

@@ -341,3 +341,20 @@ def test_settings_repr_has_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PA_TUI_DIALPAD_API_KEY", "TOPSECRET")
     s = load_settings()
     assert "TOPSECRET" not in repr(s) and "TOPSECRET" not in str(s.model_dump())
+
+
+def test_no_setting_name_looks_like_a_secret() -> None:
+    from pydantic import BaseModel
+
+    def names(model: type[BaseModel], prefix: str = "") -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            out.append(prefix + name)
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out.extend(names(ann, f"{prefix}{name}."))
+        return out
+
+    all_names = names(Settings)
+    assert "twilio.api_key_sid" in all_names and "fhir.private_key_path" in all_names
+    assert [n for n in all_names if config._looks_secret(n.rsplit(".", 1)[-1])] == []
