@@ -179,28 +179,175 @@ class Messaging(Protocol):
     async def aclose(self) -> None: ...
 
 
+from typing import TYPE_CHECKING  # noqa: E402 - kept next to the Store it serves
+
+if TYPE_CHECKING:  # the Store's vocabulary; annotations only, so no import cost at run time
+    from collections.abc import Iterable
+    from datetime import date, timedelta
+    from typing import Any
+
+    from pa_tui.backends.store._common import Subscription
+    from pa_tui.domain.audit import AuditAction, AuditRow, Verification
+    from pa_tui.domain.escalation import EscalationBundle
+    from pa_tui.domain.handoff import Handoff
+    from pa_tui.domain.history import CallSession, KnownCaller
+    from pa_tui.domain.outbox import OutboxItem
+
+
 @runtime_checkable
 class Store(Protocol):
-    """Durable local state: notes, drafts, audit log, hand-offs, outbox (completed in #7)."""
+    """Durable local state (issue #7). Implementations: ``pa_tui.backends.store``.
 
-    async def save_note(self, note: Note) -> None: ...
+    Every method commits before it returns, so whatever it reports saved survives
+    a crash. Times are stored and returned in UTC; a naive datetime is taken as UTC.
+    Every write is idempotent (client-made ids, upserts), so retrying one is safe.
+    Failures raise ``pa_tui.backends.store.StoreError`` subclasses (``BackendError``s).
+    Nothing here logs PHI: only ids and counts.
+    """
 
-    async def save_draft(self, note: Note) -> None: ...
+    backend: str  # "sqlite" | "postgres"
 
-    async def notes_for(self, patient_id: str) -> list[Note]: ...
+    async def open(self) -> Store:
+        """Connect and apply pending schema migrations (safe from many processes at once)."""
+        ...
 
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Store: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    # notes and drafts
+    async def save_note(self, note: Note, *, outbox_kind: str | None = None) -> Note:
+        """Save (upsert by id) a note and delete its draft in one transaction.
+
+        With ``outbox_kind`` the write-back (e.g. to the EHR) is enqueued in the same
+        transaction. Returns the note as saved (status ``saved``).
+        """
+        ...
+
+    async def save_draft(self, note: Note) -> None:
+        """Upsert the one draft per (agent, patient, call). Cheap: call it on every autosave."""
+        ...
+
+    async def latest_draft(self, agent_id: str, patient_id: str | None, call_id: str | None) -> Note | None: ...
+
+    async def drafts_for(self, agent_id: str) -> list[Note]: ...
+
+    async def delete_draft(self, agent_id: str, patient_id: str | None, call_id: str | None) -> None: ...
+
+    async def notes_for(self, patient_id: str, *, limit: int | None = None) -> list[Note]:
+        """The patient's saved notes, newest first."""
+        ...
+
+    async def notes_for_call(self, call_id: str) -> list[Note]: ...
+
+    async def get_notes(self, note_ids: Iterable[str]) -> list[Note]: ...
+
+    # call sessions
+    async def save_call(self, call: Call, *, patient_id: str | None = None, outcome: str | None = None) -> None:
+        """Upsert the folded call; an older snapshot never replaces a newer one."""
+        ...
+
+    async def get_call(self, call_id: str) -> CallSession | None: ...
+
+    async def recent_calls(self, *, limit: int = 50, patient_id: str | None = None) -> list[CallSession]: ...
+
+    # PHI access audit log: append-only, no update or delete
     async def audit(
         self,
         *,
         agent_id: str,
-        action: str,
+        action: str | AuditAction,
         patient_id: str | None,
         reason: str,
-        sections: tuple[str, ...] = (),
+        sections: Iterable[str] = (),
         at: datetime | None = None,
+        verification: Verification | str | None = None,
+    ) -> AuditRow: ...
+
+    async def audit_rows(
+        self,
+        *,
+        patient_id: str | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditRow]: ...
+
+    # known callers
+    async def remember_caller(
+        self, e164: str | PhoneNumber, patient_id: str, agent_id: str, at: datetime | None = None, *, reason: str = ...
+    ) -> None:
+        """Tie a number to a patient after a verified call; writes a ``known-caller`` audit row too."""
+        ...
+
+    async def known_callers(self, e164: str | PhoneNumber) -> list[KnownCaller]: ...
+
+    # escalation bundles
+    async def save_escalation(self, bundle: EscalationBundle) -> None: ...
+
+    async def get_escalation(self, bundle_id: str) -> EscalationBundle | None: ...
+
+    async def escalations(
+        self, *, agent_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[EscalationBundle]: ...
+
+    # transfer hand-offs
+    async def put_handoff(self, handoff: Handoff) -> str:
+        """Store it; returns its short ref (for custom_data) and notifies ``pa_tui_handoff``."""
+        ...
+
+    async def get_handoff(self, ref_or_call_id: str) -> Handoff | None: ...
+
+    async def handoffs_for(self, agent_id: str, *, since: datetime | None = None) -> list[Handoff]: ...
+
+    # reminders and opt-outs
+    async def record_reminder(
+        self, appointment_id: str, day: date | str, status: str, sid: str | None = None, at: datetime | None = None
     ) -> None: ...
 
-    async def aclose(self) -> None: ...
+    async def reminder_sent(self, appointment_id: str, day: date | str) -> bool: ...
+
+    async def set_opt_out(self, e164: str | PhoneNumber, opted_out: bool, at: datetime | None = None) -> None: ...
+
+    async def is_opted_out(self, e164: str | PhoneNumber) -> bool: ...
+
+    # outbox of writes owed to the EHR / Twilio
+    async def enqueue(
+        self, kind: str, payload: dict[str, Any], idempotency_key: str, *, not_before: datetime | None = None
+    ) -> OutboxItem:
+        """Add an item; an existing ``idempotency_key`` adds nothing and returns the existing item."""
+        ...
+
+    async def due(
+        self,
+        now: datetime | None = None,
+        limit: int = 10,
+        *,
+        lease: timedelta = ...,
+        kinds: Iterable[str] | None = None,
+    ) -> list[OutboxItem]:
+        """Claim due items under a lease: no two processes get the same item."""
+        ...
+
+    async def mark_done(self, item_id: int, remote_id: str | None = None) -> None: ...
+
+    async def mark_failed(self, item_id: int, error: str, next_try: datetime | None) -> None:
+        """Come back at ``next_try``; ``None`` gives up (status ``dead``). ``error`` must be PHI-free."""
+        ...
+
+    async def outbox_item(self, id_or_key: int | str) -> OutboxItem | None: ...
+
+    async def outbox_counts(self) -> dict[str, int]: ...
+
+    # between consoles: hand-offs, wallboard updates
+    async def publish(self, channel: str, payload: str = "") -> None: ...
+
+    def subscribe(self, *channels: str) -> Subscription:
+        """``async with store.subscribe(ch) as sub: async for n in sub: ...`` (PostgreSQL:
+        LISTEN/NOTIFY; SQLite: polls a table, so consoles sharing the file hear it too)."""
+        ...
 
 
 __all__ = [
