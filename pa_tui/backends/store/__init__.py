@@ -15,7 +15,7 @@ Build one from settings with :func:`open_store`, then ``await store.open()`` or
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -29,8 +29,10 @@ from pa_tui.backends.store.errors import (
     StoreUnavailable,
 )
 from pa_tui.backends.store.outbox import DrainReport, OutboxWorker, Sender
-from pa_tui.backends.store.postgres import PostgresStore
 from pa_tui.backends.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from pa_tui.backends.store.postgres import PostgresStore
 from pa_tui.domain.handoff import HANDOFF_CHANNEL, WALLBOARD_CHANNEL
 
 __all__ = [
@@ -50,6 +52,15 @@ __all__ = [
     "Subscription",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # psycopg is imported only when PostgreSQL is used: a SQLite console starts faster.
+    if name == "PostgresStore":
+        from pa_tui.backends.store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -89,4 +100,6 @@ def open_store(
             "No PostgreSQL connection string (DSN) is set",
             "run `pa-tui auth set postgres` or set PA_TUI_POSTGRES_DSN",
         )
+    from pa_tui.backends.store.postgres import PostgresStore
+
     return PostgresStore(dsn)

@@ -129,7 +129,10 @@ def translate(exc: BaseException) -> StoreError:
         return StoreUnavailable(
             "The PostgreSQL database named in the DSN does not exist", "create it, or fix the database name in the DSN"
         )
-    if isinstance(exc, psycopg.ProgrammingError) and sqlstate is None:
+    if sqlstate is None and (
+        isinstance(exc, psycopg.ProgrammingError)
+        or any(w in text for w in ("connection option", "connection info string", "invalid dsn", "invalid uri"))
+    ):
         return StoreError(
             "The PostgreSQL DSN is not valid",
             "set it again with `pa-tui auth set postgres`: postgresql://user@host:5432/dbname",
