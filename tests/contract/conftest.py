@@ -50,22 +50,37 @@ class DialpadEnv:
         return list(self.sim.agents)
 
 
+class _SwitchApp:
+    """Forwards to whichever simulator the current test made, so one host serves the session."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.target(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def _dialpad_host() -> Iterator[tuple[SimulatorHost, _SwitchApp]]:
+    switch = _SwitchApp()
+    host = SimulatorHost()
+    host.add("dialpad", switch)
+    host.start()
+    yield host, switch
+    host.stop()
+
+
 @pytest.fixture
-def dialpad_env_factory() -> Iterator[Callable[..., DialpadEnv]]:
-    envs: list[DialpadEnv] = []
+def dialpad_env_factory(_dialpad_host: tuple[SimulatorHost, _SwitchApp]) -> Callable[..., DialpadEnv]:
+    """Make a fresh simulator (default roster, ``kwargs`` to its constructor) served on loopback."""
+    host, switch = _dialpad_host
 
     def make(**kwargs: Any) -> DialpadEnv:
         sim = DialpadSimulator.with_default_roster(DIALPAD_KEY, **kwargs)
-        host = SimulatorHost()
-        host.add("dialpad", sim.app)
-        host.start()
-        env = DialpadEnv(sim=sim, host=host)
-        envs.append(env)
-        return env
+        switch.target = sim.app
+        return DialpadEnv(sim=sim, host=host)
 
-    yield make
-    for env in envs:
-        env.host.stop()
+    return make
 
 
 @pytest.fixture

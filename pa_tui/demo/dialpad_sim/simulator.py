@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hmac
 import itertools
 import json
@@ -1135,13 +1134,17 @@ class DialpadSimulator:
             except RuntimeError:
                 await websocket.close(code=1008, reason=problem[:100])
             return
-        await websocket.accept()
+        # Registered before the handshake completes: once the client sees the connection open,
+        # every later event is already queued for it (the writer starts after accept()).
         conn = _Conn(ws=websocket, endpoint_id=endpoint.id, expires_at=expires_at)
         endpoint.conns.add(conn)
         self.connections_opened += 1
-        writer = asyncio.create_task(self._writer(conn), name=f"sim-ws-writer-{endpoint.id}")
-        watchdog = asyncio.create_task(self._expiry(conn), name=f"sim-ws-expiry-{endpoint.id}")
+        writer: asyncio.Task[None] | None = None
+        watchdog: asyncio.Task[None] | None = None
         try:
+            await websocket.accept()
+            writer = asyncio.create_task(self._writer(conn), name=f"sim-ws-writer-{endpoint.id}")
+            watchdog = asyncio.create_task(self._expiry(conn), name=f"sim-ws-expiry-{endpoint.id}")
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
@@ -1151,9 +1154,10 @@ class DialpadSimulator:
         finally:
             conn.open = False
             endpoint.conns.discard(conn)
-            for task in (writer, watchdog):
+            tasks = [t for t in (writer, watchdog) if t is not None]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(writer, watchdog, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _writer(self, conn: _Conn) -> None:
         while True:
