@@ -39,7 +39,8 @@ STOP (STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT) blocks later messages from that
 sender to that number with 21610 until START (UNSTOP, YES); Twilio's
 confirmation reply is recorded as an ``outbound-reply`` message.
 
-Fault knobs (plain attributes, change them at any time): ``latency`` seconds
+Webhooks go over the network like Twilio's (pass ``webhook_transport`` to
+keep them in-process). Fault knobs (plain attributes, change them at any time): ``latency`` seconds
 before each answer, ``down`` (503, code 20503), ``rate_limit`` requests per
 ``rate_window`` seconds (429, code 20429; 0 limits every request),
 ``fail_numbers``, ``call_outcomes``. Nothing here logs a phone number or a body.
@@ -467,6 +468,7 @@ class TwilioSimulator:
         seed: int | None = None,
         on_message: Callable[[SimMessage], Any] | None = None,
         on_call: Callable[[SimCall], Any] | None = None,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not _ACCOUNT_SID_RE.match(account_sid):
             raise ValueError("account_sid must be AC followed by 32 hex digits")
@@ -494,6 +496,7 @@ class TwilioSimulator:
         self.friendly_name = friendly_name
         self.on_message = on_message
         self.on_call = on_call
+        self.webhook_transport = webhook_transport  # where webhooks go (default: the network, as Twilio)
         self.messages: list[SimMessage] = []
         self.calls: list[SimCall] = []
         self.callbacks: list[CallbackRecord] = []
@@ -704,7 +707,9 @@ class TwilioSimulator:
             "Accept": "*/*",
         }
         try:
-            async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
+            async with httpx.AsyncClient(
+                timeout=5.0, follow_redirects=False, transport=self.webhook_transport
+            ) as http:
                 if method.upper() == "GET":
                     response = await http.get(target, headers=headers)
                 else:
