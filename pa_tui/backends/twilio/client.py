@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 
 PRODUCTION_URL: Final = "https://api.twilio.com"
 API_VERSION: Final = "2010-04-01"
-MAX_BODY_CHARS: Final = 1600
 # Longest Retry-After waited out inside one GET; longer ones go back to the caller.
 MAX_RETRY_AFTER_WAIT: Final = 10.0
 
