@@ -314,3 +314,17 @@ async def test_keep_websocket_false_cleans_up_on_close(dialpad_env) -> None:
         assert await client.list_websockets() == []
         assert await client.list_call_subscriptions() == []
         assert await client.list_agent_status_subscriptions() == []
+
+
+async def test_wrong_base_url_is_reported_not_mistaken_for_a_lost_websocket(dialpad_env) -> None:
+    from pa_tui.backends.dialpad.client import DialpadClient
+
+    client = DialpadClient("sim-dialpad-key-0123456789abcdef", dialpad_env.base_url + "/not-dialpad", retries=1)
+    telephony = DialpadTelephony(client, user_id=dialpad_env.agent_ids[0], backoff_initial=0.05, backoff_max=0.1)
+    rec = Recorder(telephony)
+    await rec.wait(lambda: rec.statuses.count(LinkStatus.RECONNECTING) >= 2)
+    await rec.stop()
+    assert all(s.status is LinkStatus.RECONNECTING for s in rec.states[1:-1])
+    for state in rec.states[1:-1]:
+        assert "Dialpad has no such API" in state.detail and "base URL" in state.detail and state.retry_in
+    assert telephony.websocket_id is None

@@ -133,6 +133,10 @@ class _Link:
     expires_at: float  # monotonic
 
 
+class _WebsocketGone(Exception):
+    """The websocket we were using no longer exists (deleted in Dialpad): set up a new one."""
+
+
 class _StreamAuthFailed(Exception):
     def __init__(self, error: BackendError) -> None:
         super().__init__(error.title)
@@ -321,7 +325,7 @@ class DialpadTelephony:
                 except _StreamAuthFailed as exc:
                     yield self._auth_failed(exc.error)
                     return
-                except NotFound:
+                except _WebsocketGone:
                     log.info("websocket %s is gone; creating a new one", self._websocket_id)
                     self._websocket_id = None
                     setup_needed = True
@@ -491,9 +495,11 @@ class DialpadTelephony:
 
     async def _refresh_url(self) -> None:
         if not self._websocket_id:
-            raise NotFound("No websocket to refresh")
+            raise _WebsocketGone()
         try:
             ws = await self._client.get_websocket(self._websocket_id)
+        except NotFound:
+            raise _WebsocketGone() from None
         except (AuthError, PermissionDenied) as exc:
             raise _StreamAuthFailed(exc) from None
         if ws.secret is not None and self._secret is not None and (
@@ -574,7 +580,7 @@ class DialpadTelephony:
             new = await self._open(queue)
         except _StreamAuthFailed:
             raise
-        except (BackendError, _HandshakeRejected) as exc:
+        except (BackendError, _HandshakeRejected, _WebsocketGone) as exc:
             # Keep the current connection; try again shortly (it may still have a little time left).
             retry = min(self._backoff(0), max(0.5, self._url_lifetime * 0.05))
             self._url_expires_mono = self._clock() + self._margin() + retry
