@@ -328,3 +328,21 @@ async def test_wrong_base_url_is_reported_not_mistaken_for_a_lost_websocket(dial
     for state in rec.states[1:-1]:
         assert "Dialpad has no such API" in state.detail and "base URL" in state.detail and state.retry_in
     assert telephony.websocket_id is None
+
+
+async def test_debug_logs_hold_no_key_token_or_phi(dialpad_env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    avery = dialpad_env.agent_ids[0]
+    telephony = make_telephony(dialpad_env, avery)
+    rec = Recorder(telephony)
+    await rec.connected()
+    token = telephony._url.get_secret_value().rsplit("/", 1)[1]  # noqa: SLF001 - the secret under test
+    secret = telephony._secret.get_secret_value()  # noqa: SLF001
+    await dialpad_env.run(dialpad_env.sim.wait_for_listener(avery, timeout=2))
+    await dialpad_env.run(dialpad_env.sim.ring(CALLER, user_id=avery))
+    await rec.wait(lambda: rec.calls(CallState.RINGING))
+    await rec.stop()
+    assert "/events/" in caplog.text  # the websockets library did log its request line…
+    for leaked in ("sim-dialpad-key-0123456789abcdef", token, token[:40], secret, "4155550199"):
+        assert leaked not in caplog.text  # …with the token redacted
+    assert "sim-dialpad-key" not in repr(telephony) and token not in repr(rec.states)
