@@ -63,7 +63,10 @@ def base_url(served: tuple[FhirSandbox, str]) -> str:
 
 
 def _oo(diagnostics: str, code: str = "invalid", severity: str = "error") -> dict:
-    return {"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }
 
 
 def _mock(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object) -> FhirClient:
@@ -90,7 +93,9 @@ async def test_read_search_and_metadata(sandbox: FhirSandbox, base_url: str, pop
     assert all("_count=50" in line for line in sandbox.request_log if "Patient?" in line)
 
 
-async def test_search_follows_next_links_up_to_the_cap(sandbox: FhirSandbox, base_url: str, population: Population) -> None:
+async def test_search_follows_next_links_up_to_the_cap(
+    sandbox: FhirSandbox, base_url: str, population: Population
+) -> None:
     async with FhirClient(base_url) as client:
         everyone = await client.search("Patient", [("birthdate", "ge1900")], count=40)
         assert [r["id"] for r in everyone.resources] == [p["id"] for p in population.patients]
@@ -261,7 +266,9 @@ async def test_rate_limits_honour_retry_after() -> None:
     [
         httpx.Response(200, content=b"<html>Sign in</html>", headers={"Content-Type": "text/html"}),
         httpx.Response(200, content=b"[1, 2]", headers={"Content-Type": "application/json"}),
-        httpx.Response(200, content=b'{"resourceType": "Patient", "id": "1"}', headers={"Content-Type": "application/json"}),
+        httpx.Response(
+            200, content=b'{"resourceType": "Patient", "id": "1"}', headers={"Content-Type": "application/json"}
+        ),
     ],
 )
 async def test_not_fhir_answers_point_at_the_base_url(response: httpx.Response) -> None:
@@ -296,7 +303,9 @@ async def test_next_links_are_kept_on_the_configured_server() -> None:
         page = int(request.url.params.get("page", "1"))
         links = [{"relation": "self", "url": str(request.url)}]
         if page < 3:
-            links.append({"relation": "next", "url": f"http://internal-host:8080/fhir/r4/Patient?name=x&page={page + 1}"})
+            links.append(
+                {"relation": "next", "url": f"http://internal-host:8080/fhir/r4/Patient?name=x&page={page + 1}"}
+            )
         entry = [{"resource": {"resourceType": "Patient", "id": f"p{page}"}, "search": {"mode": "match"}}]
         return _fhir(200, {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entry})
 
@@ -310,8 +319,15 @@ async def test_next_links_are_kept_on_the_configured_server() -> None:
 async def test_a_next_link_loop_stops() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         loop = {"relation": "next", "url": f"{BASE}/Patient?name=x&page=2"}
-        return _fhir(200, {"resourceType": "Bundle", "type": "searchset", "link": [loop],
-                           "entry": [{"resource": {"resourceType": "Patient", "id": "p"}}]})
+        return _fhir(
+            200,
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "link": [loop],
+                "entry": [{"resource": {"resourceType": "Patient", "id": "p"}}],
+            },
+        )
 
     client = _mock(handler)
     result = await client.search("Patient", {"name": "x"})
@@ -321,7 +337,8 @@ async def test_a_next_link_loop_stops() -> None:
 
 async def test_includes_and_other_types_are_not_matches() -> None:
     bundle = {
-        "resourceType": "Bundle", "type": "searchset",
+        "resourceType": "Bundle",
+        "type": "searchset",
         "entry": [
             {"resource": {"resourceType": "Patient", "id": "a"}, "search": {"mode": "match"}},
             {"resource": {"resourceType": "Organization", "id": "o"}, "search": {"mode": "include"}},
@@ -346,7 +363,9 @@ def test_profiles_and_construction() -> None:
         FhirClient("ftp://ehr/fhir")
 
 
-async def test_logs_carry_no_phi(sandbox: FhirSandbox, base_url: str, population: Population, caplog: pytest.LogCaptureFixture) -> None:
+async def test_logs_carry_no_phi(
+    sandbox: FhirSandbox, base_url: str, population: Population, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     number = population.household_numbers()[0]
     member = population.by_id[population.households[number][0]]

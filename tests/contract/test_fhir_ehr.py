@@ -156,20 +156,31 @@ async def test_ehr_down_is_unavailable(ehr: FhirEhr, served: tuple[FhirSandbox, 
 
 
 # --------------------------------------------------------------------------- loose servers
-def _patient(pid: str, phone: str, *, use: str = "mobile", family: str = "Doe", given: str = "Jo", **extra: object) -> dict:
+def _patient(
+    pid: str, phone: str, *, use: str = "mobile", family: str = "Doe", given: str = "Jo", **extra: object
+) -> dict:
     return {
-        "resourceType": "Patient", "id": pid, "name": [{"family": family, "given": [given]}],
-        "telecom": [{"system": "phone", "value": phone, "use": use}], **extra,
+        "resourceType": "Patient",
+        "id": pid,
+        "name": [{"family": family, "given": [given]}],
+        "telecom": [{"system": "phone", "value": phone, "use": use}],
+        **extra,
     }
 
 
 def _bundle(*resources: dict) -> dict:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
+    }
 
 
 def _mock_ehr(handler: Callable[[httpx.Request], httpx.Response]) -> FhirEhr:
-    client = FhirClient("https://ehr.example.org/fhir", transport=httpx.MockTransport(handler), backoff=0, max_backoff=0)
+    client = FhirClient(
+        "https://ehr.example.org/fhir", transport=httpx.MockTransport(handler), backoff=0, max_backoff=0
+    )
     return FhirEhr(client, today=date(2026, 1, 1))
 
 
@@ -184,14 +195,17 @@ async def test_false_matches_from_a_loose_server_are_dropped() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/Patient"):
             assert request.url.params["phone"] == "4085551212"
-            return _json(200, _bundle(
-                _patient("right", "408-555-1212"),
-                _patient("other-area", "(650) 555-1212", family="Stranger"),
-                _patient("longer", "+1 408 555 12120", family="Typo"),
-                _patient("uk", "+44 408 555 1212", family="Abroad"),
-                _patient("no-phone", "call the office", family="Nobody"),
-                _patient("ext", "408.555.1212 x77", use="work", family="Office"),
-            ))
+            return _json(
+                200,
+                _bundle(
+                    _patient("right", "408-555-1212"),
+                    _patient("other-area", "(650) 555-1212", family="Stranger"),
+                    _patient("longer", "+1 408 555 12120", family="Typo"),
+                    _patient("uk", "+44 408 555 1212", family="Abroad"),
+                    _patient("no-phone", "call the office", family="Nobody"),
+                    _patient("ext", "408.555.1212 x77", use="work", family="Office"),
+                ),
+            )
         return _json(200, _bundle())
 
     ehr = _mock_ehr(handler)
@@ -231,14 +245,31 @@ async def test_relationships_without_patient_links_are_matched_by_name_and_birth
     kid = _patient("kid", number, use="home", family="Rivera", given="Leo", birthDate="2015-06-07", gender="male")
     dad = _patient("dad", number, use="home", family="Rivera", given="Luis", birthDate="1983-01-01")
     rps = [
-        {"resourceType": "RelatedPerson", "id": "r1", "patient": {"reference": "Patient/kid"},
-         "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}],
-         "name": [{"family": "Rivera", "given": ["Ana"]}], "birthDate": "1985-02-03"},
-        {"resourceType": "RelatedPerson", "id": "r2", "patient": {"reference": "Patient/mom"},
-         "relationship": [{"coding": [{"code": "HUSB"}]}],
-         "name": [{"family": "Rivera", "given": ["Luis"]}], "telecom": [{"system": "phone", "value": "408 555 1212"}]},
-        {"resourceType": "RelatedPerson", "id": "r3", "patient": {"reference": "Patient/kid"},
-         "relationship": [{"text": "Aunt"}], "name": [{"family": "Someone", "given": ["Else"]}]},
+        {
+            "resourceType": "RelatedPerson",
+            "id": "r1",
+            "patient": {"reference": "Patient/kid"},
+            "relationship": [
+                {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}
+            ],
+            "name": [{"family": "Rivera", "given": ["Ana"]}],
+            "birthDate": "1985-02-03",
+        },
+        {
+            "resourceType": "RelatedPerson",
+            "id": "r2",
+            "patient": {"reference": "Patient/mom"},
+            "relationship": [{"coding": [{"code": "HUSB"}]}],
+            "name": [{"family": "Rivera", "given": ["Luis"]}],
+            "telecom": [{"system": "phone", "value": "408 555 1212"}],
+        },
+        {
+            "resourceType": "RelatedPerson",
+            "id": "r3",
+            "patient": {"reference": "Patient/kid"},
+            "relationship": [{"text": "Aunt"}],
+            "name": [{"family": "Someone", "given": ["Else"]}],
+        },
     ]
     queries: list[str] = []
 
@@ -274,8 +305,15 @@ async def test_phone_search_falls_back_to_telecom_then_reports_unsupported() -> 
     def telecom_only(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url.params))
         if "phone" in request.url.params:
-            return _json(400, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported",
-                                                                           "diagnostics": "Unknown parameter 'phone'"}]})
+            return _json(
+                400,
+                {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {"severity": "error", "code": "not-supported", "diagnostics": "Unknown parameter 'phone'"}
+                    ],
+                },
+            )
         assert request.url.params["telecom"] == "phone|4085551212"
         return _json(200, _bundle(_patient("a", "(408) 555-1212")))
 
@@ -285,7 +323,9 @@ async def test_phone_search_falls_back_to_telecom_then_reports_unsupported() -> 
     assert [c.id for c in match.candidates] == ["a"] and match.phone_search_supported
 
     def neither(request: httpx.Request) -> httpx.Response:
-        return _json(400, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported"}]})
+        return _json(
+            400, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported"}]}
+        )
 
     ehr = _mock_ehr(neither)
     match = await ehr.find_by_phone(_num("4085551212"))

@@ -100,8 +100,15 @@ def test_capability_statement(http: httpx.Client) -> None:
     resources = {res["type"]: res for res in body["rest"][0]["resource"]}
     patient_params = {p["name"]: p["type"] for p in resources["Patient"]["searchParam"]}
     for name, kind in {
-        "phone": "token", "telecom": "token", "name": "string", "family": "string", "given": "string",
-        "birthdate": "date", "identifier": "token", "_id": "token", "_count": "number",
+        "phone": "token",
+        "telecom": "token",
+        "name": "string",
+        "family": "string",
+        "given": "string",
+        "birthdate": "date",
+        "identifier": "token",
+        "_id": "token",
+        "_count": "number",
     }.items():
         assert patient_params[name] == kind
     assert {p["name"] for p in resources["RelatedPerson"]["searchParam"]} >= {"patient", "_id"}
@@ -213,7 +220,9 @@ def test_name_family_given(http: httpx.Client, population: Population) -> None:
 
 
 def test_name_search_folds_case_accents_and_punctuation() -> None:
-    sb = FhirSandbox([{"resourceType": "Patient", "id": "accent-1", "name": [{"family": "Peña-O'Brien", "given": ["José"]}]}])
+    sb = FhirSandbox(
+        [{"resourceType": "Patient", "id": "accent-1", "name": [{"family": "Peña-O'Brien", "given": ["José"]}]}]
+    )
 
     def found(param: str, value: str) -> bool:
         return [p["id"] for p in sb.store.search("Patient", [(param, value)])[0]] == ["accent-1"]

@@ -153,7 +153,11 @@ def _patient(**fields: Any) -> dict[str, Any]:
 
 
 def test_birth_date_only_as_extension_or_partial_is_unknown() -> None:
-    ext_only = _patient(_birthDate={"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]})
+    ext_only = _patient(
+        _birthDate={
+            "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]
+        }
+    )
     assert patient_summary(ext_only).birth_date is None
     assert patient_summary(_patient(birthDate="1980")).birth_date is None
     assert patient_summary(_patient(birthDate="1980-02")).birth_date is None
@@ -207,7 +211,10 @@ def test_name_choice_official_then_usual_then_first_then_text() -> None:
     ]
     assert patient_summary(_patient(name=names), today=TODAY).family == "Chalmers-Smith"
     assert patient_summary(_patient(name=names[:2]), today=TODAY).given == "Jim"  # the official one ended
-    assert patient_summary(_patient(name=[{"use": "nickname", "given": ["Pete"]}, {"use": "maiden", "family": "X"}])).given == "Pete"
+    assert (
+        patient_summary(_patient(name=[{"use": "nickname", "given": ["Pete"]}, {"use": "maiden", "family": "X"}])).given
+        == "Pete"
+    )
     text_only = patient_summary(_patient(name=[{"text": "  Mr.  Peter   Chalmers "}]))
     assert text_only.display_name == "Mr. Peter Chalmers" and text_only.family is None
     assert patient_summary(_patient(name=[{}])).display_name == "(no name)"
@@ -236,10 +243,15 @@ def test_identifiers_mr_preferred_current_before_old() -> None:
 
 def test_security_labels_deceased_active_address() -> None:
     conf = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
-    assert patient_summary(_patient(meta={"security": [{"system": conf, "code": "R"}]})).restricted_reason == "restricted record"
+    assert (
+        patient_summary(_patient(meta={"security": [{"system": conf, "code": "R"}]})).restricted_reason
+        == "restricted record"
+    )
     assert patient_summary(_patient(meta={"security": [{"code": "V"}]})).restricted_reason == "very restricted record"
     assert patient_summary(_patient(meta={"security": [{"system": conf, "code": "N"}]})).restricted_reason is None
-    assert patient_summary(_patient(meta={"security": [{"system": "urn:other", "code": "R"}]})).restricted_reason is None
+    assert (
+        patient_summary(_patient(meta={"security": [{"system": "urn:other", "code": "R"}]})).restricted_reason is None
+    )
     assert patient_summary(_patient(deceasedBoolean=True)).deceased
     assert patient_summary(_patient(deceasedDateTime="2020-01-01")).deceased
     assert not patient_summary(_patient(deceasedBoolean=False)).deceased
@@ -274,7 +286,11 @@ def test_operation_outcome_messages_are_scrubbed() -> None:
     oo = {
         "resourceType": "OperationOutcome",
         "issue": [
-            {"severity": "error", "code": "invalid", "diagnostics": "Invalid phone 408-555-1212 for john@example.com born 1980-01-02"},
+            {
+                "severity": "error",
+                "code": "invalid",
+                "diagnostics": "Invalid phone 408-555-1212 for john@example.com born 1980-01-02",
+            },
             {"severity": "error", "code": "not-supported", "details": {"text": "Unknown parameter 'foo'"}},
             {"severity": "error", "code": "processing"},
             {"severity": "warning", "code": "informational", "diagnostics": "ignored"},
@@ -311,12 +327,47 @@ _json = st.recursive(
     max_leaves=15,
 )
 _PATIENT_KEYS = [
-    "id", "name", "telecom", "birthDate", "_birthDate", "identifier", "address", "gender", "active",
-    "deceasedBoolean", "deceasedDateTime", "meta", "link", "contained", "relationship", "patient",
+    "id",
+    "name",
+    "telecom",
+    "birthDate",
+    "_birthDate",
+    "identifier",
+    "address",
+    "gender",
+    "active",
+    "deceasedBoolean",
+    "deceasedDateTime",
+    "meta",
+    "link",
+    "contained",
+    "relationship",
+    "patient",
 ]
 _fieldish = st.dictionaries(st.sampled_from(_PATIENT_KEYS), _json, max_size=8)
 _element = st.dictionaries(
-    st.sampled_from(["use", "value", "system", "period", "rank", "family", "given", "text", "type", "code", "coding", "end", "start", "line", "city", "security", "reference", "other"]),
+    st.sampled_from(
+        [
+            "use",
+            "value",
+            "system",
+            "period",
+            "rank",
+            "family",
+            "given",
+            "text",
+            "type",
+            "code",
+            "coding",
+            "end",
+            "start",
+            "line",
+            "city",
+            "security",
+            "reference",
+            "other",
+        ]
+    ),
     _json,
     max_size=5,
 )
@@ -333,7 +384,9 @@ _shaped = st.fixed_dictionaries(
         "link": st.lists(st.fixed_dictionaries({}, optional={"other": _element | _json}), max_size=2),
         "relationship": st.lists(_element, max_size=2) | _json,
         "patient": _element | _json,
-        "entry": st.lists(st.fixed_dictionaries({}, optional={"resource": _fieldish | _json, "search": _element | _json}), max_size=3),
+        "entry": st.lists(
+            st.fixed_dictionaries({}, optional={"resource": _fieldish | _json, "search": _element | _json}), max_size=3
+        ),
         "issue": st.lists(_element | _json, max_size=3),
         "link_": _json,
     },

@@ -196,7 +196,9 @@ class FhirClient:
             if body.get("resourceType") == "OperationOutcome":
                 message = operation_outcome_message(body)
                 if message:
-                    raise BadRequest(f"{self.profile.display} refused the {what}: {message}", _FIX_BAD_SEARCH, status=200)
+                    raise BadRequest(
+                        f"{self.profile.display} refused the {what}: {message}", _FIX_BAD_SEARCH, status=200
+                    )
                 warnings.extend(filter(None, [operation_outcome_message(body, severities=("warning", "information"))]))
                 break
             if body.get("resourceType") != "Bundle":
@@ -219,7 +221,9 @@ class FhirClient:
                 else:
                     seen.add(url)
         truncated = url is not None
-        log.debug("FHIR %s: %d resources in %d page(s)%s", what, len(resources), pages, " (truncated)" if truncated else "")
+        log.debug(
+            "FHIR %s: %d resources in %d page(s)%s", what, len(resources), pages, " (truncated)" if truncated else ""
+        )
         return SearchResult(resources, included, total, pages, truncated, warnings)
 
     async def capabilities(self) -> dict[str, Any]:
@@ -318,7 +322,12 @@ class FhirClient:
         detail = _outcome_line(response)
         suffix = f": {detail}" if detail else ""
         ehr = self.profile.display
-        log.log(logging.WARNING if status >= 500 or status in (401, 403, 429) else logging.INFO, "FHIR %s failed with HTTP %d", what, status)
+        log.log(
+            logging.WARNING if status >= 500 or status in (401, 403, 429) else logging.INFO,
+            "FHIR %s failed with HTTP %d",
+            what,
+            status,
+        )
         if status == 401:
             return AuthError(
                 f"{ehr} rejected pa-tui's credentials (401){suffix}",
@@ -363,7 +372,9 @@ class FhirClient:
             )
         if status in (400, 422):
             return BadRequest(f"{ehr} rejected the {what} ({status}){suffix}", _FIX_BAD_SEARCH, status=status)
-        return BadRequest(f"{ehr} refused the {what} (HTTP {status}){suffix}", "Check fhir.base_url and fhir.vendor", status=status)
+        return BadRequest(
+            f"{ehr} refused the {what} (HTTP {status}){suffix}", "Check fhir.base_url and fhir.vendor", status=status
+        )
 
 
 _FIX_BAD_SEARCH: Final = "Try another kind of search (name, date of birth, MRN), or check fhir.vendor matches the EHR"

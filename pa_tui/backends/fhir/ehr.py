@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, Final
 
-from pa_tui.backends.base import BackendError, BadRequest, NotFound, NotSupported
+from pa_tui.backends.base import BackendError, BadRequest, NotSupported
 from pa_tui.backends.fhir.client import FhirClient
 from pa_tui.backends.fhir.parse import (
     RelatedPersonView,
@@ -43,11 +43,13 @@ PHONE_FORMATS: Final[dict[str, Callable[[PhoneNumber], str]]] = {
     "e164": lambda n: n.e164,
     "national_dashed": lambda n: (
         f"{n.national_digits[:3]}-{n.national_digits[3:6]}-{n.national_digits[6:]}"
-        if len(n.national_digits) == 10 else n.national_digits
+        if len(n.national_digits) == 10
+        else n.national_digits
     ),
     "national_parens": lambda n: (
         f"({n.national_digits[:3]}) {n.national_digits[3:6]}-{n.national_digits[6:]}"
-        if len(n.national_digits) == 10 else n.national_digits
+        if len(n.national_digits) == 10
+        else n.national_digits
     ),
 }
 
@@ -149,7 +151,8 @@ class FhirEhr:
         if len(matched) < len(by_id):
             log.info(
                 "FHIR phone search: %d of %d returned patients do not hold the number; dropped",
-                len(by_id) - len(matched), len(by_id),
+                len(by_id) - len(matched),
+                len(by_id),
             )
         matched.sort(key=lambda item: _match_rank(item[0], number))
         candidates = [s for s, _ in matched]
@@ -193,9 +196,7 @@ class FhirEhr:
         """Each member's relationship to the number's owner, from RelatedPerson where the EHR has them."""
         ids = [s.id for s, _ in members]
         try:
-            result = await self.client.search(
-                "RelatedPerson", [("patient", ",".join(ids))], max_pages=3, count=100
-            )
+            result = await self.client.search("RelatedPerson", [("patient", ",".join(ids))], max_pages=3, count=100)
         except BackendError as exc:  # relationships are a nicety: the household still pops without them
             log.info("FHIR RelatedPerson search failed (%s); household shown without relationships", type(exc).__name__)
             return {}
@@ -214,7 +215,9 @@ class FhirEhr:
             kind = relationship_kind(view.codes)
             edges.setdefault((subject, person), (kind, view.relationship))
             inverse_kind = {"parent": "child", "child": "parent"}.get(kind, kind)
-            edges.setdefault((person, subject), (inverse_kind, inverse_relationship(view.codes, summaries[subject].sex)))
+            edges.setdefault(
+                (person, subject), (inverse_kind, inverse_relationship(view.codes, summaries[subject].sex))
+            )
         if not edges:
             return {}
         owner = _owner(members, number, edges, today)
@@ -240,7 +243,7 @@ class FhirEhr:
         if kind == "unknown":
             raise BadRequest(
                 "Cannot tell what to search for",
-                "Type a name (\"Garcia, Maria\"), a phone number, a date of birth (MM/DD/YYYY) or an MRN",
+                'Type a name ("Garcia, Maria"), a phone number, a date of birth (MM/DD/YYYY) or an MRN',
             )
         if kind == "phone":
             match = await self.find_by_phone(value)
@@ -387,7 +390,14 @@ def _owner(
         own_mobile = any(p.use is PhoneUse.MOBILE and (p.rank in (None, 1)) for p in hits)
         is_parent = any(a == s.id and kind == "child" for (a, _), (kind, _) in edges.items())
         connected = sum(1 for (a, _) in edges if a == s.id)
-        return (not adult, not (s.active and not s.deceased), not is_parent, not own_mobile, -connected, -(age or 0), s.id)
+        return (
+            not adult,
+            not (s.active and not s.deceased),
+            not is_parent,
+            not own_mobile,
+            -connected,
+            -(age or 0),
+            s.id,
+        )
 
     return min((s for s, _ in members), key=score).id
-

@@ -46,43 +46,133 @@ CONFIDENTIALITY_SYSTEMS: Final = frozenset(
 _RESTRICTED: Final = {"R": "restricted record", "V": "very restricted record"}
 # Identifier types and systems that are government ids, never shown as a record number.
 _GOVERNMENT_ID_TYPES: Final = frozenset({"SS", "SB", "DL", "PPN", "NI", "NH", "TAX", "CZ"})
-_GOVERNMENT_ID_SYSTEMS: Final = ("http://hl7.org/fhir/sid/us-ssn", "urn:oid:2.16.840.1.113883.4.1", "http://hl7.org/fhir/sid/us-mbi")
+_GOVERNMENT_ID_SYSTEMS: Final = (
+    "http://hl7.org/fhir/sid/us-ssn",
+    "urn:oid:2.16.840.1.113883.4.1",
+    "http://hl7.org/fhir/sid/us-mbi",
+)
 
 # ISO 3166 alpha-3 → alpha-2 for the countries an address most often names (phone region hint).
 _ALPHA3: Final = {
-    "USA": "US", "CAN": "CA", "MEX": "MX", "GBR": "GB", "IRL": "IE", "FRA": "FR", "DEU": "DE", "NLD": "NL",
-    "BEL": "BE", "ESP": "ES", "PRT": "PT", "ITA": "IT", "CHE": "CH", "AUT": "AT", "SWE": "SE", "NOR": "NO",
-    "DNK": "DK", "FIN": "FI", "POL": "PL", "AUS": "AU", "NZL": "NZ", "IND": "IN", "CHN": "CN", "JPN": "JP",
-    "KOR": "KR", "PHL": "PH", "VNM": "VN", "BRA": "BR", "ARG": "AR", "COL": "CO", "PRI": "PR", "DOM": "DO",
-    "SLV": "SV", "GTM": "GT", "HND": "HN", "CUB": "CU", "JAM": "JM", "HTI": "HT", "NGA": "NG", "ZAF": "ZA",
+    "USA": "US",
+    "CAN": "CA",
+    "MEX": "MX",
+    "GBR": "GB",
+    "IRL": "IE",
+    "FRA": "FR",
+    "DEU": "DE",
+    "NLD": "NL",
+    "BEL": "BE",
+    "ESP": "ES",
+    "PRT": "PT",
+    "ITA": "IT",
+    "CHE": "CH",
+    "AUT": "AT",
+    "SWE": "SE",
+    "NOR": "NO",
+    "DNK": "DK",
+    "FIN": "FI",
+    "POL": "PL",
+    "AUS": "AU",
+    "NZL": "NZ",
+    "IND": "IN",
+    "CHN": "CN",
+    "JPN": "JP",
+    "KOR": "KR",
+    "PHL": "PH",
+    "VNM": "VN",
+    "BRA": "BR",
+    "ARG": "AR",
+    "COL": "CO",
+    "PRI": "PR",
+    "DOM": "DO",
+    "SLV": "SV",
+    "GTM": "GT",
+    "HND": "HN",
+    "CUB": "CU",
+    "JAM": "JM",
+    "HTI": "HT",
+    "NGA": "NG",
+    "ZAF": "ZA",
     "ISR": "IL",
 }
 
 # v3-RoleCode / v2-0131 codes: label of the related person, and of the patient seen from them.
 _ROLE_LABELS: Final[dict[str, str]] = {
-    "MTH": "mother", "NMTH": "mother", "STPMTH": "stepmother", "ADOPTMTH": "mother", "GESTM": "mother",
-    "FTH": "father", "NFTH": "father", "STPFTH": "stepfather", "ADOPTFTH": "father",
-    "PRN": "parent", "NPRN": "parent", "STPPRN": "step-parent", "ADOPTP": "parent", "FTHFOST": "foster parent",
-    "MTHFOST": "foster parent", "GUARD": "guardian", "GUADLTM": "guardian",
-    "CHILD": "child", "NCHILD": "child", "DAU": "daughter", "DAUC": "daughter", "SON": "son", "SONC": "son",
-    "STPCHLD": "stepchild", "STPDAU": "stepdaughter", "STPSON": "stepson", "CHLDADOPT": "child", "CHLDFOST": "foster child",
-    "SPS": "spouse", "HUSB": "husband", "WIFE": "wife", "DOMPART": "domestic partner", "SIGOTHR": "partner",
+    "MTH": "mother",
+    "NMTH": "mother",
+    "STPMTH": "stepmother",
+    "ADOPTMTH": "mother",
+    "GESTM": "mother",
+    "FTH": "father",
+    "NFTH": "father",
+    "STPFTH": "stepfather",
+    "ADOPTFTH": "father",
+    "PRN": "parent",
+    "NPRN": "parent",
+    "STPPRN": "step-parent",
+    "ADOPTP": "parent",
+    "FTHFOST": "foster parent",
+    "MTHFOST": "foster parent",
+    "GUARD": "guardian",
+    "GUADLTM": "guardian",
+    "CHILD": "child",
+    "NCHILD": "child",
+    "DAU": "daughter",
+    "DAUC": "daughter",
+    "SON": "son",
+    "SONC": "son",
+    "STPCHLD": "stepchild",
+    "STPDAU": "stepdaughter",
+    "STPSON": "stepson",
+    "CHLDADOPT": "child",
+    "CHLDFOST": "foster child",
+    "SPS": "spouse",
+    "HUSB": "husband",
+    "WIFE": "wife",
+    "DOMPART": "domestic partner",
+    "SIGOTHR": "partner",
     "FMRSPS": "former spouse",
-    "GRMTH": "grandmother", "GRFTH": "grandfather", "GRPRN": "grandparent",
-    "GRNDCHILD": "grandchild", "GRNDDAU": "granddaughter", "GRNDSON": "grandson",
-    "SIB": "sibling", "BRO": "brother", "SIS": "sister", "TWIN": "twin",
-    "AUNT": "aunt", "UNCLE": "uncle", "NIECE": "niece", "NEPHEW": "nephew", "COUSN": "cousin",
-    "FRND": "friend", "NBOR": "neighbour", "ROOM": "roommate",
+    "GRMTH": "grandmother",
+    "GRFTH": "grandfather",
+    "GRPRN": "grandparent",
+    "GRNDCHILD": "grandchild",
+    "GRNDDAU": "granddaughter",
+    "GRNDSON": "grandson",
+    "SIB": "sibling",
+    "BRO": "brother",
+    "SIS": "sister",
+    "TWIN": "twin",
+    "AUNT": "aunt",
+    "UNCLE": "uncle",
+    "NIECE": "niece",
+    "NEPHEW": "nephew",
+    "COUSN": "cousin",
+    "FRND": "friend",
+    "NBOR": "neighbour",
+    "ROOM": "roommate",
     # v2-0131 contact roles
-    "N": "next of kin", "C": "emergency contact", "E": "employer", "F": "federal agency", "I": "insurer",
-    "S": "state agency", "U": "unknown", "BP": "billing contact", "EP": "employee", "PR": "person preparing referral",
-    "CP": "contact person", "O": "other",
+    "N": "next of kin",
+    "C": "emergency contact",
+    "E": "employer",
+    "F": "federal agency",
+    "I": "insurer",
+    "S": "state agency",
+    "U": "unknown",
+    "BP": "billing contact",
+    "EP": "employee",
+    "PR": "person preparing referral",
+    "CP": "contact person",
+    "O": "other",
 }
 # How the patient relates to the related person: (for a female patient, male, anyone).
 _PARENT: Final = ("daughter", "son", "child")
 _CHILD: Final = ("mother", "father", "parent")
 _INVERSE: Final[dict[str, tuple[str, str, str]]] = {
-    **{code: _PARENT for code in ("MTH", "NMTH", "ADOPTMTH", "GESTM", "FTH", "NFTH", "ADOPTFTH", "PRN", "NPRN", "ADOPTP")},
+    **{
+        code: _PARENT
+        for code in ("MTH", "NMTH", "ADOPTMTH", "GESTM", "FTH", "NFTH", "ADOPTFTH", "PRN", "NPRN", "ADOPTP")
+    },
     **{code: ("stepdaughter", "stepson", "stepchild") for code in ("STPMTH", "STPFTH", "STPPRN")},
     **{code: ("foster child", "foster child", "foster child") for code in ("FTHFOST", "MTHFOST")},
     **{code: ("ward", "ward", "ward") for code in ("GUARD", "GUADLTM")},
@@ -101,10 +191,50 @@ _INVERSE: Final[dict[str, tuple[str, str, str]]] = {
     "ROOM": ("roommate", "roommate", "roommate"),
 }
 _KIND: Final[dict[str, str]] = {
-    **dict.fromkeys(("MTH", "NMTH", "ADOPTMTH", "GESTM", "FTH", "NFTH", "ADOPTFTH", "PRN", "NPRN", "ADOPTP", "STPMTH",
-                     "STPFTH", "STPPRN", "FTHFOST", "MTHFOST", "GUARD", "GUADLTM", "GRMTH", "GRFTH", "GRPRN"), "parent"),
-    **dict.fromkeys(("CHILD", "NCHILD", "DAU", "DAUC", "SON", "SONC", "CHLDADOPT", "STPCHLD", "STPDAU", "STPSON",
-                     "CHLDFOST", "GRNDCHILD", "GRNDDAU", "GRNDSON"), "child"),
+    **dict.fromkeys(
+        (
+            "MTH",
+            "NMTH",
+            "ADOPTMTH",
+            "GESTM",
+            "FTH",
+            "NFTH",
+            "ADOPTFTH",
+            "PRN",
+            "NPRN",
+            "ADOPTP",
+            "STPMTH",
+            "STPFTH",
+            "STPPRN",
+            "FTHFOST",
+            "MTHFOST",
+            "GUARD",
+            "GUADLTM",
+            "GRMTH",
+            "GRFTH",
+            "GRPRN",
+        ),
+        "parent",
+    ),
+    **dict.fromkeys(
+        (
+            "CHILD",
+            "NCHILD",
+            "DAU",
+            "DAUC",
+            "SON",
+            "SONC",
+            "CHLDADOPT",
+            "STPCHLD",
+            "STPDAU",
+            "STPSON",
+            "CHLDFOST",
+            "GRNDCHILD",
+            "GRNDDAU",
+            "GRNDSON",
+        ),
+        "child",
+    ),
     **dict.fromkeys(("SPS", "HUSB", "WIFE", "DOMPART", "SIGOTHR"), "partner"),
 }
 
@@ -283,7 +413,9 @@ def patient_phones(resource: Json, *, today: date, region: str = DEFAULT_REGION)
         ended, future = _period_state(cp.get("period"), today)
         rank = cp.get("rank")
         rank = rank if isinstance(rank, int) and not isinstance(rank, bool) and 0 < rank < 2**31 else None
-        out.append(PatientPhone(number=number, use=use, rank=rank, current=not (use is PhoneUse.OLD or ended or future)))
+        out.append(
+            PatientPhone(number=number, use=use, rank=rank, current=not (use is PhoneUse.OLD or ended or future))
+        )
     return tuple(out)
 
 
@@ -299,9 +431,7 @@ def _mrn(resource: Json, today: date) -> str | None:
     Never an SSN, driver's licence or passport number: those are not record numbers
     and must not be shown where an MRN is expected.
     """
-    idents = [
-        i for i in _objs(resource.get("identifier")) if _text(i.get("value")) and not _is_government_id(i)
-    ]
+    idents = [i for i in _objs(resource.get("identifier")) if _text(i.get("value")) and not _is_government_id(i)]
     if not idents:
         return None
 
@@ -353,9 +483,7 @@ def _deceased(resource: Json) -> bool:
     return isinstance(resource.get("deceasedDateTime"), str) and bool(resource["deceasedDateTime"].strip())
 
 
-def patient_summary(
-    resource: object, *, today: date | None = None, region: str = DEFAULT_REGION
-) -> PatientSummary:
+def patient_summary(resource: object, *, today: date | None = None, region: str = DEFAULT_REGION) -> PatientSummary:
     """The card/chooser view of a FHIR Patient. Never raises on dict-shaped input.
 
     ``today`` decides which telecoms are current (default: the local date);
@@ -417,7 +545,7 @@ def _reference_id(ref: object, resource_type: str) -> str | None:
 
 
 def relationship_label(codes: Sequence[str], text: str | None = None) -> str | None:
-    """"mother", "husband", "next of kin"…: family relationships before contact roles, then the text."""
+    """ "mother", "husband", "next of kin"…: family relationships before contact roles, then the text."""
     family = [c for c in codes if c in _INVERSE or c in _KIND]
     for code in [*family, *codes]:
         if code in _ROLE_LABELS:

@@ -60,7 +60,10 @@ class _HasResources(Protocol):
 
 
 def operation_outcome(code: str, diagnostics: str, *, severity: str = "error") -> FhirJson:
-    return {"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }
 
 
 def _encode_page(offset: int) -> str:
@@ -101,7 +104,11 @@ class FhirSandbox:
             self.load(population)
         self.app = Starlette(
             routes=[
-                Route(self.base_path + "/{path:path}", self._dispatch, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+                Route(
+                    self.base_path + "/{path:path}",
+                    self._dispatch,
+                    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                ),
                 Route(self.base_path or "/", self._dispatch, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
             ]
         )
@@ -120,7 +127,9 @@ class FhirSandbox:
 
     # ------------------------------------------------------------------ HTTP
     async def _dispatch(self, request: Request) -> Response:
-        self.request_log.append(f"{request.method} {request.url.path}{'?' + request.url.query if request.url.query else ''}")
+        self.request_log.append(
+            f"{request.method} {request.url.path}{'?' + request.url.query if request.url.query else ''}"
+        )
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         if self.down or self.fail_next > 0:
@@ -158,7 +167,9 @@ class FhirSandbox:
         resource = self.store.read(rtype, rid)
         if resource is None:
             return self._outcome(404, "not-found", f"{rtype}/{rid} is not known to this server")
-        return self._json(200, resource, headers={"ETag": 'W/"1"', "Content-Location": f"{self.base_path}/{rtype}/{rid}/_history/1"})
+        return self._json(
+            200, resource, headers={"ETag": 'W/"1"', "Content-Location": f"{self.base_path}/{rtype}/{rid}/_history/1"}
+        )
 
     def _search(self, request: Request, rtype: str) -> Response:
         if not self._known_type(rtype):
@@ -187,8 +198,9 @@ class FhirSandbox:
         total = len(matches)
         page = matches[offset : offset + count]
         base = str(request.base_url).rstrip("/") + self.base_path
+
         def link(relation: str, page_offset: int | None) -> FhirJson:
-            query = list(search_params) + [("_count", str(count))]
+            query = [*search_params, ("_count", str(count))]
             if page_offset:
                 query.append(("_page", _encode_page(page_offset)))
             return {"relation": relation, "url": f"{base}/{rtype}?{urlencode(query)}"}
@@ -203,7 +215,10 @@ class FhirSandbox:
         ]
         for warning in warnings:
             entries.append(
-                {"resource": operation_outcome("not-supported", warning, severity="warning"), "search": {"mode": "outcome"}}
+                {
+                    "resource": operation_outcome("not-supported", warning, severity="warning"),
+                    "search": {"mode": "outcome"},
+                }
             )
         bundle: FhirJson = {
             "resourceType": "Bundle",
@@ -229,11 +244,13 @@ class FhirSandbox:
                 {
                     "type": rtype,
                     "interaction": [{"code": "read"}, {"code": "search-type"}],
-                    "searchParam": [
-                        {"name": p.name, "type": p.type, "documentation": p.doc} for p in params.values()
-                    ]
+                    "searchParam": [{"name": p.name, "type": p.type, "documentation": p.doc} for p in params.values()]
                     + [
-                        {"name": "_count", "type": "number", "documentation": f"Page size (default {DEFAULT_COUNT}, at most {MAX_COUNT})"},
+                        {
+                            "name": "_count",
+                            "type": "number",
+                            "documentation": f"Page size (default {DEFAULT_COUNT}, at most {MAX_COUNT})",
+                        },
                     ],
                 }
             )

@@ -108,7 +108,7 @@ def parse_fhir_date(text: str) -> tuple[int, int] | None:
 
 
 def reference_id(value: str, resource_type: str) -> str | None:
-    """"123", "Patient/123" or "https://h/fhir/Patient/123" → "123" (``None`` if another type)."""
+    """ "123", "Patient/123" or "https://h/fhir/Patient/123" → "123" (``None`` if another type)."""
     value = value.strip()
     if "/" not in value:
         return value or None
@@ -367,7 +367,11 @@ def _search_telecom(store: TypeStore, value: str, modifier: str | None) -> set[i
 
 # ---- names (name, family, given)
 def _index_names(store: TypeStore, res: FhirJson, pos: int) -> None:
-    name_idx, family_idx, given_idx = store.string_index("name"), store.string_index("family"), store.string_index("given")
+    name_idx, family_idx, given_idx = (
+        store.string_index("name"),
+        store.string_index("family"),
+        store.string_index("given"),
+    )
     for hn in _list(res.get("name")):
         hn = _dict(hn)
         family = _str(hn.get("family"))
@@ -429,7 +433,11 @@ def _search_birthdate(store: TypeStore, value: str, modifier: str | None) -> set
         prefix, value = value[:2], value[2:]
     rng = parse_fhir_date(value)
     if rng is None:
-        raise SearchError("birthdate", "the value of 'birthdate' is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, optionally prefixed eq/ne/gt/lt/ge/le)")
+        raise SearchError(
+            "birthdate",
+            "the value of 'birthdate' is not a FHIR date "
+            "(YYYY, YYYY-MM or YYYY-MM-DD, optionally prefixed eq/ne/gt/lt/ge/le)",
+        )
     return store.date_index("birthdate").search(prefix, rng[0], rng[1], store.every)
 
 
@@ -505,13 +513,54 @@ SEARCH_PARAMS: Final[dict[str, dict[str, SearchParam]]] = {
         p.name: p
         for p in (
             _ID_PARAM,
-            SearchParam("phone", "token", "A phone number, in any format (matched after normalisation)", _index_telecom, _search_phone),
-            SearchParam("telecom", "token", "Any contact point: system|value or value", lambda s, r, p: None, _search_telecom),
-            SearchParam("name", "string", "Any part of any name (starts with; :exact, :contains)", _index_names, _string_search("name"), frozenset({"exact", "contains"})),
-            SearchParam("family", "string", "Family name (starts with; :exact, :contains)", lambda s, r, p: None, _string_search("family"), frozenset({"exact", "contains"})),
-            SearchParam("given", "string", "Given name (starts with; :exact, :contains)", lambda s, r, p: None, _string_search("given"), frozenset({"exact", "contains"})),
-            SearchParam("birthdate", "date", "Date of birth (eq, ne, gt, lt, ge, le prefixes)", _index_birthdate, _search_birthdate),
-            SearchParam("identifier", "token", "An identifier: system|value, |value, system| or value", _index_identifier, _search_identifier),
+            SearchParam(
+                "phone",
+                "token",
+                "A phone number, in any format (matched after normalisation)",
+                _index_telecom,
+                _search_phone,
+            ),
+            SearchParam(
+                "telecom", "token", "Any contact point: system|value or value", lambda s, r, p: None, _search_telecom
+            ),
+            SearchParam(
+                "name",
+                "string",
+                "Any part of any name (starts with; :exact, :contains)",
+                _index_names,
+                _string_search("name"),
+                frozenset({"exact", "contains"}),
+            ),
+            SearchParam(
+                "family",
+                "string",
+                "Family name (starts with; :exact, :contains)",
+                lambda s, r, p: None,
+                _string_search("family"),
+                frozenset({"exact", "contains"}),
+            ),
+            SearchParam(
+                "given",
+                "string",
+                "Given name (starts with; :exact, :contains)",
+                lambda s, r, p: None,
+                _string_search("given"),
+                frozenset({"exact", "contains"}),
+            ),
+            SearchParam(
+                "birthdate",
+                "date",
+                "Date of birth (eq, ne, gt, lt, ge, le prefixes)",
+                _index_birthdate,
+                _search_birthdate,
+            ),
+            SearchParam(
+                "identifier",
+                "token",
+                "An identifier: system|value, |value, system| or value",
+                _index_identifier,
+                _search_identifier,
+            ),
             SearchParam("gender", "token", "Administrative gender", _index_gender, _search_gender),
         )
     },
@@ -520,7 +569,9 @@ SEARCH_PARAMS: Final[dict[str, dict[str, SearchParam]]] = {
         for p in (
             _ID_PARAM,
             _reference_param("patient", "patient", "Patient"),
-            SearchParam("identifier", "token", "An identifier: system|value or value", _index_identifier, _search_identifier),
+            SearchParam(
+                "identifier", "token", "An identifier: system|value or value", _index_identifier, _search_identifier
+            ),
         )
     },
 }
@@ -597,7 +648,9 @@ class ResourceStore:
             name, _, modifier = raw_name.partition(":")
             param = supported.get(name)
             if param is None:
-                message = f"unknown search parameter '{name}' for {resource_type}; supported: {', '.join(sorted(supported))}"
+                message = (
+                    f"unknown search parameter '{name}' for {resource_type}; supported: {', '.join(sorted(supported))}"
+                )
                 if lenient:
                     warnings.append(message)
                     continue

@@ -34,7 +34,7 @@ import uuid
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Final
 
 from pa_tui.demo.population import _tables as T
@@ -96,8 +96,16 @@ _ROLE_DISPLAY: Final[dict[str, str]] = {
     "SON": "son",
     "CHILD": "child",
 }
-_LANGUAGES: Final = (("es", "Spanish", 60), ("vi", "Vietnamese", 8), ("zh", "Chinese", 8), ("ko", "Korean", 5),
-                     ("ar", "Arabic", 5), ("ru", "Russian", 5), ("fr", "French", 4), ("tl", "Tagalog", 5))
+_LANGUAGES: Final = (
+    ("es", "Spanish", 60),
+    ("vi", "Vietnamese", 8),
+    ("zh", "Chinese", 8),
+    ("ko", "Korean", 5),
+    ("ar", "Arabic", 5),
+    ("ru", "Russian", 5),
+    ("fr", "French", 4),
+    ("tl", "Tagalog", 5),
+)
 _MARITAL: Final = {
     "M": "Married",
     "S": "Never Married",
@@ -301,7 +309,10 @@ class _Generator:
         )
         line = [street]
         if rng.random() < 0.25:
-            line.append(f"{T.UNIT_PREFIXES[rng.randrange(len(T.UNIT_PREFIXES))]} {rng.randint(1, 40)}{'' if rng.random() < 0.7 else 'ABCD'[rng.randrange(4)]}")
+            unit = T.UNIT_PREFIXES[rng.randrange(len(T.UNIT_PREFIXES))]
+            number = rng.randint(1, 40)
+            letter = "" if rng.random() < 0.7 else "ABCD"[rng.randrange(4)]
+            line.append(f"{unit} {number}{letter}")
         return {
             "use": "home",
             "type": "both",
@@ -348,7 +359,9 @@ class _Generator:
             a.marital = b.marital = "T"
         i = len(hh.members)
         hh.members += [a, b]
-        code_for = (lambda p: {"female": "WIFE", "male": "HUSB"}.get(p.sex, "SPS")) if married else (lambda p: "DOMPART")
+        code_for = (
+            (lambda p: {"female": "WIFE", "male": "HUSB"}.get(p.sex, "SPS")) if married else (lambda p: "DOMPART")
+        )
         hh.relations.append((i, i + 1, code_for(b)))
         hh.relations.append((i + 1, i, code_for(a)))
         return i, i + 1
@@ -440,8 +453,10 @@ class _Generator:
                 p_mobile = max(p_mobile, 0.97)
             if rng.random() < p_mobile:
                 m.mobile = self.numbers.take(hh.city if rng.random() < 0.85 else self.city())
-        guardians = sorted({j for (i, j, code) in hh.relations if code in ("MTH", "FTH", "PRN")},
-                           key=lambda j: (members[j].mobile is None, j))
+        guardians = sorted(
+            {j for (i, j, code) in hh.relations if code in ("MTH", "FTH", "PRN")},
+            key=lambda j: (members[j].mobile is None, j),
+        )
         guardian_mobile = next((members[j].mobile for j in guardians if members[j].mobile), None)
         adults_with_mobile = [m.mobile for m, a in zip(members, ages, strict=True) if a >= 18 and m.mobile]
 
@@ -453,17 +468,24 @@ class _Generator:
                     phones.append(_Phone(m.mobile, "home", self.fmt(m.mobile), True))
             if hh.landline:
                 phones.append(_Phone(hh.landline, "home", self.fmt(hh.landline), True))
-            is_dependant = age < 18 or (idx in {i for (i, _, c) in hh.relations if c in ("MTH", "FTH", "PRN")} and age < 25)
+            is_dependant = age < 18 or (
+                idx in {i for (i, _, c) in hh.relations if c in ("MTH", "FTH", "PRN")} and age < 25
+            )
             if is_dependant and guardian_mobile and guardian_mobile != m.mobile:
                 if hh.landline is None or rng.random() < 0.5:
                     use = "mobile" if rng.random() < 0.6 else "home"
-                    phones.append(_Phone(guardian_mobile, use, self.fmt(guardian_mobile), True, rank=2 if m.mobile else None))
+                    phones.append(
+                        _Phone(guardian_mobile, use, self.fmt(guardian_mobile), True, rank=2 if m.mobile else None)
+                    )
             elif not m.mobile and not hh.landline and adults_with_mobile:
                 # No number of their own: the record carries a spouse's or caregiver's mobile.
                 other = next(n for n in adults_with_mobile if n != m.mobile)
                 phones.append(_Phone(other, "home" if rng.random() < 0.5 else "mobile", self.fmt(other), True))
             elif (
-                hh.kind in ("couple", "family", "multigen") and age >= 18 and m.mobile and hh.landline is None
+                hh.kind in ("couple", "family", "multigen")
+                and age >= 18
+                and m.mobile
+                and hh.landline is None
                 and rng.random() < 0.12
             ):
                 other = next((n for n in adults_with_mobile if n != m.mobile), None)
@@ -483,8 +505,13 @@ class _Generator:
                 ended = self.days_ago(60, 365 * 9)
                 period: dict[str, str] = {"end": ended.isoformat() if rng.random() < 0.8 else str(ended.year - 1)}
                 if rng.random() < 0.3:
-                    period = {"start": date.fromordinal(ended.toordinal() - rng.randint(200, 3000)).isoformat(), **period}
-                phones.insert(0 if rng.random() < 0.2 else len(phones), _Phone(old, "old", self.fmt(old), False, period=period))
+                    period = {
+                        "start": date.fromordinal(ended.toordinal() - rng.randint(200, 3000)).isoformat(),
+                        **period,
+                    }
+                phones.insert(
+                    0 if rng.random() < 0.2 else len(phones), _Phone(old, "old", self.fmt(old), False, period=period)
+                )
             current = [p for p in phones if p.current]
             if current and rng.random() < 0.4:
                 current[0].rank = 1
@@ -500,7 +527,9 @@ class _Generator:
         rng, today = self.rng, self.today
         age = m.age(today)
         res: FhirJson = {"resourceType": "Patient", "id": m.id}
-        meta: FhirJson = {"lastUpdated": f"{self.days_ago(0, 900).isoformat()}T{rng.randint(7, 19):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z"}
+        day = self.days_ago(0, 900).isoformat()
+        hour, minute, second = rng.randint(7, 19), rng.randint(0, 59), rng.randint(0, 59)
+        meta: FhirJson = {"lastUpdated": f"{day}T{hour:02d}:{minute:02d}:{second:02d}Z"}
         r = rng.random()
         if r < 0.01:
             meta["security"] = [{"system": CONFIDENTIALITY_SYSTEM, "code": "R", "display": "restricted"}]
@@ -509,12 +538,22 @@ class _Generator:
         res["meta"] = meta
         mr_type = {"coding": [{"system": V2_0203, "code": "MR", "display": "Medical record number"}], "text": "MRN"}
         identifiers: list[FhirJson] = [
-            {"use": "usual", "type": mr_type, "system": MRN_SYSTEM, "value": self.mrn(serial),
-             "assigner": {"display": "Synthetic Health System"}}
+            {
+                "use": "usual",
+                "type": mr_type,
+                "system": MRN_SYSTEM,
+                "value": self.mrn(serial),
+                "assigner": {"display": "Synthetic Health System"},
+            }
         ]
         if rng.random() < 0.05:
-            legacy = {"use": "old", "type": mr_type, "system": LEGACY_MRN_SYSTEM, "value": f"L{rng.randint(100000, 999999)}",
-                      "period": {"end": self.days_ago(400, 4000).isoformat()}}
+            legacy = {
+                "use": "old",
+                "type": mr_type,
+                "system": LEGACY_MRN_SYSTEM,
+                "value": f"L{rng.randint(100000, 999999)}",
+                "period": {"end": self.days_ago(400, 4000).isoformat()},
+            }
             identifiers.insert(0 if rng.random() < 0.3 else 1, legacy)
         res["identifier"] = identifiers
         res["active"] = rng.random() >= 0.015
@@ -522,7 +561,11 @@ class _Generator:
         if m.suffix:
             official["suffix"] = [m.suffix]
         if rng.random() < 0.2:
-            official = {"use": "official", "text": " ".join([*m.given, m.family, *([m.suffix] if m.suffix else [])]), **{k: v for k, v in official.items() if k != "use"}}
+            official = {
+                "use": "official",
+                "text": " ".join([*m.given, m.family, *([m.suffix] if m.suffix else [])]),
+                **{k: v for k, v in official.items() if k != "use"},
+            }
         names = [official]
         nick = T.NICKNAMES.get(m.given[0])
         if nick and rng.random() < 0.25:
@@ -537,7 +580,13 @@ class _Generator:
         if age >= 18 and rng.random() < 0.45:
             local = f"{m.given[0]}.{m.family}".lower().replace(" ", "").replace("'", "")
             local = local.encode("ascii", "ignore").decode() or "patient"
-            telecom.append({"system": "email", "value": f"{local}{rng.randint(1, 99)}@{rng.choice(T.EMAIL_DOMAINS)}", "use": "home"})
+            telecom.append(
+                {
+                    "system": "email",
+                    "value": f"{local}{rng.randint(1, 99)}@{rng.choice(T.EMAIL_DOMAINS)}",
+                    "use": "home",
+                }
+            )
         if telecom:
             res["telecom"] = telecom
         res["gender"] = m.sex
@@ -553,10 +602,18 @@ class _Generator:
             addresses.append(old)
         res["address"] = addresses
         if m.marital and age >= 18:
-            res["maritalStatus"] = {"coding": [{"system": MARITAL_SYSTEM, "code": m.marital, "display": _MARITAL[m.marital]}], "text": _MARITAL[m.marital]}
+            res["maritalStatus"] = {
+                "coding": [{"system": MARITAL_SYSTEM, "code": m.marital, "display": _MARITAL[m.marital]}],
+                "text": _MARITAL[m.marital],
+            }
         if rng.random() < 0.16:
             code, display, _ = _LANGUAGES[bisect_left(_LANG_CUM, rng.random() * _LANG_CUM[-1])]
-            res["communication"] = [{"language": {"coding": [{"system": BCP47, "code": code, "display": display}], "text": display}, "preferred": True}]
+            res["communication"] = [
+                {
+                    "language": {"coding": [{"system": BCP47, "code": code, "display": display}], "text": display},
+                    "preferred": True,
+                }
+            ]
         if m.links:
             res["link"] = [{"other": {"reference": f"RelatedPerson/{rp}"}, "type": "seealso"} for rp in m.links]
         return res
@@ -577,7 +634,12 @@ class _Generator:
             "id": rp_id,
             "active": True,
             "patient": {"reference": f"Patient/{subject.id}"},
-            "relationship": [{"coding": [{"system": ROLE_CODE_SYSTEM, "code": code, "display": display}], "text": display.capitalize()}],
+            "relationship": [
+                {
+                    "coding": [{"system": ROLE_CODE_SYSTEM, "code": code, "display": display}],
+                    "text": display.capitalize(),
+                }
+            ],
             "name": [{"use": "official", "family": person.family, "given": list(person.given)}],
         }
         best = next((p for p in person.phones if p.current and p.use in ("mobile", "home")), None)
@@ -735,7 +797,8 @@ class Population:
         if self._single is None:
             preferred = set(self._preferred.values())
             self._single = [
-                n for n, holders in self._holders.items()
+                n
+                for n, holders in self._holders.items()
                 if len(holders) == 1 and holders[0][1] and n in preferred and self._usable(holders[0][0])
             ]
         return list(self._single)
@@ -744,7 +807,8 @@ class Population:
         """Numbers shared as a current number by several patients: a call from one pops a chooser."""
         if self._household_numbers is None:
             self._household_numbers = [
-                n for n, ids in self.households.items()
+                n
+                for n, ids in self.households.items()
                 if all(self._usable(pid) for pid in ids) and all(c for _, c in self._holders[n])
             ]
         return list(self._household_numbers)
@@ -752,8 +816,7 @@ class Population:
     def recycled_numbers(self) -> list[str]:
         """Numbers that are one patient's current number and another's ``use: old`` one."""
         return [
-            n for n, holders in self._holders.items()
-            if any(c for _, c in holders) and any(not c for _, c in holders)
+            n for n, holders in self._holders.items() if any(c for _, c in holders) and any(not c for _, c in holders)
         ]
 
     def patient_phone(self, patient_id: str) -> str:
@@ -791,9 +854,7 @@ class Population:
         return {
             "resourceType": "Bundle",
             "type": bundle_type,
-            "entry": [
-                {"fullUrl": f"urn:uuid:{_uuid_for(r)}", "resource": r} for r in self.all_resources()
-            ],
+            "entry": [{"fullUrl": f"urn:uuid:{_uuid_for(r)}", "resource": r} for r in self.all_resources()],
         }
 
 
