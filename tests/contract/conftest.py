@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,32 +88,10 @@ def dialpad_env(dialpad_env_factory: Callable[..., DialpadEnv]) -> DialpadEnv:
     return dialpad_env_factory()
 
 
-async def _eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0, step: float = 0.02) -> None:
-    """Wait until ``check()`` is true (for state owned by the simulator's thread)."""
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(step)
-
-
 @pytest.fixture
 def dialpad_key() -> str:
     """The API key the simulator accepts."""
     return DIALPAD_KEY
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[None]]:
-    """``await eventually(check)``: poll until ``check()`` holds (state owned by another thread)."""
-    return _eventually
 
 
 # --------------------------------------------------------------------------- spec
