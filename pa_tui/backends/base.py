@@ -349,6 +349,10 @@ class Store(Protocol):
         LISTEN/NOTIFY; SQLite: polls a table, so consoles sharing the file hear it too)."""
         ...
 
+    def notifications(self) -> Subscription:
+        """Hand-offs and wallboard updates (``pa_tui_handoff`` and ``pa_tui_wallboard``)."""
+        ...
+
 
 __all__ = [
     "BackendSet",

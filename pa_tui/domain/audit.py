@@ -91,7 +91,7 @@ def _record(row: AuditRow) -> dict[str, object]:
     }
 
 
-def export_audit(rows: Iterable[AuditRow], format: Literal["csv", "json"] = "csv") -> str:  # noqa: A002
+def export_audit(rows: Iterable[AuditRow], format: Literal["csv", "json"] = "csv") -> str:
     """The rows as CSV (header + one line each, sections joined with ``;``) or a JSON array.
 
     Times are UTC ISO-8601 with a ``Z``. CSV cells that a spreadsheet would run as a

@@ -33,10 +33,12 @@ def ts(value: datetime) -> str:
     return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def from_ts(value: str | None) -> datetime | None:
-    if value is None:
-        return None
+def from_ts(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def from_ts_or_none(value: str | None) -> datetime | None:
+    return None if value is None else from_ts(value)
 
 
 def day_text(day: date | str) -> str:
@@ -155,7 +157,9 @@ class Subscription:
     async def __aenter__(self) -> Subscription:
         return await self.start()
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     def __aiter__(self) -> Subscription:

@@ -8,6 +8,7 @@ Twilio) and calls :meth:`OutboxWorker.kick` right after it enqueues something.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -127,13 +128,18 @@ class OutboxWorker:
             remote_id = await asyncio.wait_for(self.send(item), timeout=self.lease.total_seconds() * 0.8)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the item
+        except Exception as exc:
             now = self.clock()
             if isinstance(exc, self.permanent) or item.attempts >= self.max_attempts:
                 await self.store.mark_failed(item.id, error_text(exc), None)
                 report.dead += 1
-                log.warning("outbox item id=%s kind=%s given up after %d attempts: %s",
-                            item.id, item.kind, item.attempts, error_text(exc))
+                log.warning(
+                    "outbox item id=%s kind=%s given up after %d attempts: %s",
+                    item.id,
+                    item.kind,
+                    item.attempts,
+                    error_text(exc),
+                )
                 return
             if isinstance(exc, RateLimited):
                 next_try = now + max(timedelta(seconds=exc.retry_after), timedelta(seconds=1))
@@ -141,8 +147,9 @@ class OutboxWorker:
                 next_try = now + self._backoff(item.attempts)
             await self.store.mark_failed(item.id, error_text(exc), next_try)
             report.retried += 1
-            log.info("outbox item id=%s kind=%s failed (attempt %d): %s",
-                     item.id, item.kind, item.attempts, error_text(exc))
+            log.info(
+                "outbox item id=%s kind=%s failed (attempt %d): %s", item.id, item.kind, item.attempts, error_text(exc)
+            )
             return
         await self.store.mark_done(item.id, remote_id)
         report.sent += 1
@@ -162,8 +169,5 @@ class OutboxWorker:
                 log.warning("outbox: the store failed (%s); trying again in %.0f s", exc.title, wait)
             if self._stopping:
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except TimeoutError:
-                pass
-

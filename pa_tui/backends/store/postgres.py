@@ -53,7 +53,6 @@ from pa_tui.backends.store._common import (
     key,
     note_outbox_key,
     now_utc,
-    ts,
     unkey,
 )
 from pa_tui.backends.store.errors import (
@@ -72,7 +71,14 @@ from pa_tui.backends.store.migrations import (
 from pa_tui.domain.audit import AuditAction, AuditRow, Verification, utc
 from pa_tui.domain.calls import Call
 from pa_tui.domain.escalation import EscalationBundle
-from pa_tui.domain.handoff import HANDOFF_CHANNEL, Handoff, Notification, looks_like_ref, new_handoff_ref
+from pa_tui.domain.handoff import (
+    HANDOFF_CHANNEL,
+    WALLBOARD_CHANNEL,
+    Handoff,
+    Notification,
+    looks_like_ref,
+    new_handoff_ref,
+)
 from pa_tui.domain.history import CallSession, KnownCaller
 from pa_tui.domain.notes import Note, NoteStatus
 from pa_tui.domain.outbox import OutboxItem, OutboxStatus
@@ -87,15 +93,20 @@ _TRANSIENT_SQLSTATES = ("40001", "40P01", "57P01", "57P02", "57P03")
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, psycopg.errors.OperationalError) and getattr(exc, "sqlstate", None) in (None, *_TRANSIENT_SQLSTATES):
+    if isinstance(exc, psycopg.errors.OperationalError) and getattr(exc, "sqlstate", None) in (
+        None,
+        *_TRANSIENT_SQLSTATES,
+    ):
         return not _is_auth(exc)
     return getattr(exc, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def _is_auth(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return getattr(exc, "sqlstate", None) in ("28P01", "28000") or "password authentication failed" in text or (
-        "no password supplied" in text
+    return (
+        getattr(exc, "sqlstate", None) in ("28P01", "28000")
+        or "password authentication failed" in text
+        or ("no password supplied" in text)
     )
 
 
@@ -103,8 +114,8 @@ def _e164(number: str | PhoneNumber) -> str:
     return number.e164 if isinstance(number, PhoneNumber) else str(number).strip()
 
 
-def _dt(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
+def _dt(value: datetime) -> datetime:
+    return value.astimezone(UTC)
 
 
 def translate(exc: BaseException) -> StoreError:
@@ -146,7 +157,9 @@ def translate(exc: BaseException) -> StoreError:
         return StoreError(
             "The PostgreSQL user lacks a permission pa-tui needs", "ask the database administrator to grant it"
         )
-    return StoreError(f"The shared database refused a request (SQLSTATE {sqlstate or 'none'})", "report this to support")
+    return StoreError(
+        f"The shared database refused a request (SQLSTATE {sqlstate or 'none'})", "report this to support"
+    )
 
 
 class PostgresStore:
@@ -166,10 +179,8 @@ class PostgresStore:
     ) -> None:
         self._dsn = dsn.get_secret_value() if isinstance(dsn, SecretStr) else str(dsn)
         password = None
-        try:
+        with contextlib.suppress(Exception):  # an invalid DSN fails at open() with a clean error
             password = psycopg.conninfo.conninfo_to_dict(self._dsn).get("password")
-        except Exception:  # an invalid DSN fails at open() with a clean error
-            pass
         REDACTOR.add(self._dsn, str(password) if password else None)
         self.min_size, self.max_size = min_size, max_size
         self.connect_timeout = connect_timeout
@@ -216,7 +227,9 @@ class PostgresStore:
     async def __aenter__(self) -> PostgresStore:
         return await self.open()
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     @property
@@ -310,13 +323,25 @@ class PostgresStore:
                    ON CONFLICT (id) DO UPDATE SET
                        patient_id = excluded.patient_id, call_id = excluded.call_id,
                        text = excluded.text, updated_at = excluded.updated_at""",
-                (saved.id, saved.agent_id, saved.patient_id, saved.call_id, saved.text,
-                 utc(saved.created_at), utc(saved.updated_at)),
+                (
+                    saved.id,
+                    saved.agent_id,
+                    saved.patient_id,
+                    saved.call_id,
+                    saved.text,
+                    utc(saved.created_at),
+                    utc(saved.updated_at),
+                ),
             )
             await self._delete_draft(c, saved.agent_id, saved.patient_id, saved.call_id)
             if outbox_kind:
-                await self._enqueue(c, outbox_kind, {"note": saved.model_dump(mode="json")},
-                                    note_outbox_key(outbox_kind, saved), self._clock())
+                await self._enqueue(
+                    c,
+                    outbox_kind,
+                    {"note": saved.model_dump(mode="json")},
+                    note_outbox_key(outbox_kind, saved),
+                    self._clock(),
+                )
 
         await self._tx(tx)
         log.debug("note saved id=%s", saved.id)
@@ -329,8 +354,15 @@ class PostgresStore:
                ON CONFLICT (agent_id, patient_key, call_key) DO UPDATE SET
                    text = excluded.text, updated_at = excluded.updated_at
                WHERE excluded.updated_at >= drafts.updated_at""",
-            (note.agent_id, key(note.patient_id), key(note.call_id), note.id, note.text,
-             utc(note.created_at), utc(note.updated_at)),
+            (
+                note.agent_id,
+                key(note.patient_id),
+                key(note.call_id),
+                note.id,
+                note.text,
+                utc(note.created_at),
+                utc(note.updated_at),
+            ),
         )
 
     async def latest_draft(self, agent_id: str, patient_id: str | None, call_id: str | None) -> Note | None:
@@ -383,13 +415,23 @@ class PostgresStore:
                     patient_id = COALESCE(excluded.patient_id, calls.patient_id),
                     outcome = COALESCE(excluded.outcome, calls.outcome),
                     saved_at = excluded.saved_at,
-                    agent_id = CASE WHEN {newer} THEN COALESCE(excluded.agent_id, calls.agent_id) ELSE calls.agent_id END,
+                    agent_id = CASE WHEN {newer} THEN COALESCE(excluded.agent_id, calls.agent_id)
+                               ELSE calls.agent_id END,
                     ani = CASE WHEN {newer} THEN excluded.ani ELSE calls.ani END,
                     state = CASE WHEN {newer} THEN excluded.state ELSE calls.state END,
                     data = CASE WHEN {newer} THEN excluded.data ELSE calls.data END,
                     updated_at = CASE WHEN {newer} THEN excluded.updated_at ELSE calls.updated_at END""",
-            (call.id, patient_id, agent_id, ani, call.state.value, outcome,
-             utc(call.updated_at) if call.updated_at else None, self._clock(), Jsonb(call.model_dump(mode="json"))),
+            (
+                call.id,
+                patient_id,
+                agent_id,
+                ani,
+                call.state.value,
+                outcome,
+                utc(call.updated_at) if call.updated_at else None,
+                self._clock(),
+                Jsonb(call.model_dump(mode="json")),
+            ),
         )
         log.debug("call saved id=%s", call.id)
 
@@ -419,8 +461,12 @@ class PostgresStore:
         verification: Verification | str | None = None,
     ) -> AuditRow:
         row = AuditRow(
-            at=self._now(at), agent_id=agent_id, action=str(action), patient_id=patient_id,
-            sections=tuple(str(s) for s in sections), reason=reason,
+            at=self._now(at),
+            agent_id=agent_id,
+            action=str(action),
+            patient_id=patient_id,
+            sections=tuple(str(s) for s in sections),
+            reason=reason,
             verification=Verification(verification) if verification else None,
         )
         await self._tx(lambda c: self._insert_audit(c, row))
@@ -432,8 +478,16 @@ class PostgresStore:
         await c.execute(
             """INSERT INTO audit (id, at, agent_id, action, patient_id, sections, reason, verification)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING""",
-            (row.id, row.at, row.agent_id, row.action, row.patient_id, list(row.sections), row.reason,
-             row.verification.value if row.verification else None),
+            (
+                row.id,
+                row.at,
+                row.agent_id,
+                row.action,
+                row.patient_id,
+                list(row.sections),
+                row.reason,
+                row.verification.value if row.verification else None,
+            ),
         )
 
     async def audit_rows(
@@ -460,8 +514,14 @@ class PostgresStore:
         rows = await self._all(query, args)
         return [
             AuditRow(
-                id=r["id"], at=r["at"], agent_id=r["agent_id"], action=r["action"], patient_id=r["patient_id"],
-                sections=tuple(r["sections"]), reason=r["reason"], verification=r["verification"],
+                id=r["id"],
+                at=r["at"],
+                agent_id=r["agent_id"],
+                action=r["action"],
+                patient_id=r["patient_id"],
+                sections=tuple(r["sections"]),
+                reason=r["reason"],
+                verification=r["verification"],
             )
             for r in rows
         ]
@@ -477,8 +537,14 @@ class PostgresStore:
         reason: str = "verified-call",
     ) -> None:
         number, when = _e164(e164), self._now(at)
-        row = AuditRow(at=when, agent_id=agent_id, action=AuditAction.KNOWN_CALLER.value, patient_id=patient_id,
-                       reason=reason, verification=Verification.VERIFIED)
+        row = AuditRow(
+            at=when,
+            agent_id=agent_id,
+            action=AuditAction.KNOWN_CALLER.value,
+            patient_id=patient_id,
+            reason=reason,
+            verification=Verification.VERIFIED,
+        )
 
         async def tx(c: Conn) -> None:
             await c.execute(
@@ -524,8 +590,11 @@ class PostgresStore:
         if since is not None:
             where.append("occurred_at >= %s")
             args.append(utc(since))
-        query = ("SELECT data FROM escalations" + (" WHERE " + " AND ".join(where) if where else "")
-                 + " ORDER BY occurred_at DESC LIMIT %s")
+        query = (
+            "SELECT data FROM escalations"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY occurred_at DESC LIMIT %s"
+        )
         rows = await self._all(query, [*args, limit])
         return [EscalationBundle.model_validate(r["data"]) for r in rows]
 
@@ -545,8 +614,14 @@ class PostgresStore:
                 cur = await c.execute(
                     f"""INSERT INTO handoffs (ref, call_id, from_agent, to_agent, created_at, data)
                         VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (ref) DO {conflict}""",
-                    (ref, stored.call_id, stored.from_agent, stored.to_agent, stored.created_at,
-                     Jsonb(stored.model_dump(mode="json"))),
+                    (
+                        ref,
+                        stored.call_id,
+                        stored.from_agent,
+                        stored.to_agent,
+                        stored.created_at,
+                        Jsonb(stored.model_dump(mode="json")),
+                    ),
                 )
                 if cur.rowcount or await _same_handoff(c, stored):
                     await c.execute("SELECT pg_notify(%s, %s)", (HANDOFF_CHANNEL, handoff_payload(stored)))
@@ -564,11 +639,14 @@ class PostgresStore:
             row = None
             if looks_like_ref(value):
                 row = await (await c.execute("SELECT data FROM handoffs WHERE ref = %s", (value.upper(),))).fetchone()
-            return row or await (
-                await c.execute(
-                    "SELECT data FROM handoffs WHERE call_id = %s ORDER BY created_at DESC LIMIT 1", (value,)
-                )
-            ).fetchone()
+            return (
+                row
+                or await (
+                    await c.execute(
+                        "SELECT data FROM handoffs WHERE call_id = %s ORDER BY created_at DESC LIMIT 1", (value,)
+                    )
+                ).fetchone()
+            )
 
         row = await self._tx(q)
         return Handoff.model_validate(row["data"]) if row else None
@@ -703,27 +781,45 @@ class PostgresStore:
         """``async with store.subscribe("pa_tui_handoff") as sub: async for n in sub: …``"""
         return Subscription(self._hub, channels)
 
+    def notifications(self) -> Subscription:
+        """Hand-offs and wallboard updates: ``subscribe(HANDOFF_CHANNEL, WALLBOARD_CHANNEL)``."""
+        return self.subscribe(HANDOFF_CHANNEL, WALLBOARD_CHANNEL)
+
 
 async def _same_handoff(c: Conn, h: Handoff) -> bool:
     """After a retried commit: is the row under this ref already ours?"""
     row = await (
         await c.execute("SELECT call_id, from_agent, created_at FROM handoffs WHERE ref = %s", (h.ref,))
     ).fetchone()
-    return bool(row) and (row["call_id"], row["from_agent"], row["created_at"]) == (h.call_id, h.from_agent, h.created_at)
+    if row is None:
+        return False
+    return (row["call_id"], row["from_agent"], row["created_at"]) == (h.call_id, h.from_agent, h.created_at)
 
 
 # --------------------------------------------------------------------------- rows → models
 def _note(r: dict[str, Any]) -> Note:
     return Note(
-        id=r["id"], agent_id=r["agent_id"], patient_id=r["patient_id"], call_id=r["call_id"], text=r["text"],
-        status=NoteStatus.SAVED, created_at=_dt(r["created_at"]), updated_at=_dt(r["updated_at"]),
+        id=r["id"],
+        agent_id=r["agent_id"],
+        patient_id=r["patient_id"],
+        call_id=r["call_id"],
+        text=r["text"],
+        status=NoteStatus.SAVED,
+        created_at=_dt(r["created_at"]),
+        updated_at=_dt(r["updated_at"]),
     )
 
 
 def _draft(r: dict[str, Any]) -> Note:
     return Note(
-        id=r["id"], agent_id=r["agent_id"], patient_id=unkey(r["patient_key"]), call_id=unkey(r["call_key"]),
-        text=r["text"], status=NoteStatus.DRAFT, created_at=_dt(r["created_at"]), updated_at=_dt(r["updated_at"]),
+        id=r["id"],
+        agent_id=r["agent_id"],
+        patient_id=unkey(r["patient_key"]),
+        call_id=unkey(r["call_key"]),
+        text=r["text"],
+        status=NoteStatus.DRAFT,
+        created_at=_dt(r["created_at"]),
+        updated_at=_dt(r["updated_at"]),
     )
 
 
@@ -735,9 +831,19 @@ def _session(r: dict[str, Any]) -> CallSession:
 
 def _outbox(r: dict[str, Any]) -> OutboxItem:
     return OutboxItem(
-        id=r["id"], kind=r["kind"], payload=r["payload"], idempotency_key=r["idempotency_key"], status=r["status"],
-        attempts=r["attempts"], last_error=r["last_error"], next_try=r["next_try"], lease_until=r["lease_until"],
-        claim=r["claim"], remote_id=r["remote_id"], created_at=r["created_at"], updated_at=r["updated_at"],
+        id=r["id"],
+        kind=r["kind"],
+        payload=r["payload"],
+        idempotency_key=r["idempotency_key"],
+        status=r["status"],
+        attempts=r["attempts"],
+        last_error=r["last_error"],
+        next_try=r["next_try"],
+        lease_until=r["lease_until"],
+        claim=r["claim"],
+        remote_id=r["remote_id"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
     )
 
 

@@ -36,6 +36,7 @@ created 0700.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -63,6 +64,7 @@ from pa_tui.backends.store._common import (
     check_payload,
     day_text,
     from_ts,
+    from_ts_or_none,
     handoff_payload,
     key,
     note_outbox_key,
@@ -81,7 +83,14 @@ from pa_tui.backends.store.migrations import SQLITE_MIGRATIONS, SQLITE_SCHEMA_VE
 from pa_tui.domain.audit import AuditAction, AuditRow, Verification, utc
 from pa_tui.domain.calls import Call
 from pa_tui.domain.escalation import EscalationBundle
-from pa_tui.domain.handoff import HANDOFF_CHANNEL, Handoff, Notification, looks_like_ref, new_handoff_ref
+from pa_tui.domain.handoff import (
+    HANDOFF_CHANNEL,
+    WALLBOARD_CHANNEL,
+    Handoff,
+    Notification,
+    looks_like_ref,
+    new_handoff_ref,
+)
 from pa_tui.domain.history import CallSession, KnownCaller
 from pa_tui.domain.notes import Note, NoteStatus
 from pa_tui.domain.outbox import OutboxItem, OutboxStatus
@@ -109,10 +118,8 @@ def _is_busy(exc: BaseException) -> bool:
 
 def _rollback(conn: Conn) -> None:
     if conn.in_transaction:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # the connection is in trouble already; the caller raises
             conn.execute("ROLLBACK")
-        except sqlite3.Error:  # the connection is in trouble already; the caller raises
-            pass
 
 
 def _e164(number: str | PhoneNumber) -> str:
@@ -222,7 +229,9 @@ class SqliteStore:
     async def __aenter__(self) -> SqliteStore:
         return await self.open()
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     @property
@@ -230,6 +239,11 @@ class SqliteStore:
         return self._executor is not None and self._conn is not None
 
     def _open_sync(self) -> None:
+        if sqlite3.sqlite_version_info < (3, 35):  # UPSERT … RETURNING
+            raise StoreUnavailable(
+                f"This Python's SQLite is too old ({sqlite3.sqlite_version}); pa-tui needs 3.35 or newer",
+                'use a newer Python build, or store.backend = "postgres"',
+            )
         try:
             _private_parent(self.path)
             _private_file(self.path)
@@ -354,13 +368,25 @@ class SqliteStore:
                    ON CONFLICT (id) DO UPDATE SET
                        patient_id = excluded.patient_id, call_id = excluded.call_id,
                        text = excluded.text, updated_at = excluded.updated_at""",
-                (saved.id, saved.agent_id, saved.patient_id, saved.call_id, saved.text,
-                 ts(saved.created_at), ts(saved.updated_at)),
+                (
+                    saved.id,
+                    saved.agent_id,
+                    saved.patient_id,
+                    saved.call_id,
+                    saved.text,
+                    ts(saved.created_at),
+                    ts(saved.updated_at),
+                ),
             )
             self._delete_draft(c, saved.agent_id, saved.patient_id, saved.call_id)
             if outbox_kind:
-                self._enqueue(c, outbox_kind, {"note": saved.model_dump(mode="json")},
-                              note_outbox_key(outbox_kind, saved), self._clock())
+                self._enqueue(
+                    c,
+                    outbox_kind,
+                    {"note": saved.model_dump(mode="json")},
+                    note_outbox_key(outbox_kind, saved),
+                    self._clock(),
+                )
 
         await self._tx(tx)
         log.debug("note saved id=%s", saved.id)
@@ -376,8 +402,15 @@ class SqliteStore:
                    ON CONFLICT (agent_id, patient_key, call_key) DO UPDATE SET
                        text = excluded.text, updated_at = excluded.updated_at
                    WHERE excluded.updated_at >= drafts.updated_at""",
-                (note.agent_id, key(note.patient_id), key(note.call_id), note.id, note.text,
-                 ts(note.created_at), ts(note.updated_at)),
+                (
+                    note.agent_id,
+                    key(note.patient_id),
+                    key(note.call_id),
+                    note.id,
+                    note.text,
+                    ts(note.created_at),
+                    ts(note.updated_at),
+                ),
             )
 
         await self._tx(tx)
@@ -463,8 +496,17 @@ class SqliteStore:
                               THEN excluded.data ELSE calls.data END,
                        updated_at = CASE WHEN calls.updated_at IS NULL OR excluded.updated_at >= calls.updated_at
                                     THEN excluded.updated_at ELSE calls.updated_at END""",
-                (call.id, patient_id, agent_id, ani, call.state.value, outcome, updated,
-                 ts(self._clock()), call.model_dump_json()),
+                (
+                    call.id,
+                    patient_id,
+                    agent_id,
+                    ani,
+                    call.state.value,
+                    outcome,
+                    updated,
+                    ts(self._clock()),
+                    call.model_dump_json(),
+                ),
             )
 
         await self._tx(tx)
@@ -498,8 +540,12 @@ class SqliteStore:
     ) -> AuditRow:
         """Append one PHI access row. There is no way to change or remove it afterwards."""
         row = AuditRow(
-            at=self._now(at), agent_id=agent_id, action=str(action), patient_id=patient_id,
-            sections=tuple(str(s) for s in sections), reason=reason,
+            at=self._now(at),
+            agent_id=agent_id,
+            action=str(action),
+            patient_id=patient_id,
+            sections=tuple(str(s) for s in sections),
+            reason=reason,
             verification=Verification(verification) if verification else None,
         )
         await self._tx(lambda c: self._insert_audit(c, row))
@@ -511,8 +557,16 @@ class SqliteStore:
         c.execute(
             """INSERT INTO audit (id, at, agent_id, action, patient_id, sections, reason, verification)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
-            (row.id, ts(row.at), row.agent_id, row.action, row.patient_id, json.dumps(list(row.sections)),
-             row.reason, row.verification.value if row.verification else None),
+            (
+                row.id,
+                ts(row.at),
+                row.agent_id,
+                row.action,
+                row.patient_id,
+                json.dumps(list(row.sections)),
+                row.reason,
+                row.verification.value if row.verification else None,
+            ),
         )
 
     async def audit_rows(
@@ -539,8 +593,13 @@ class SqliteStore:
         rows = await self._q(lambda c: c.execute(sql, args).fetchall())
         return [
             AuditRow(
-                id=r["id"], at=from_ts(r["at"]), agent_id=r["agent_id"], action=r["action"],
-                patient_id=r["patient_id"], sections=tuple(json.loads(r["sections"])), reason=r["reason"],
+                id=r["id"],
+                at=from_ts(r["at"]),
+                agent_id=r["agent_id"],
+                action=r["action"],
+                patient_id=r["patient_id"],
+                sections=tuple(json.loads(r["sections"])),
+                reason=r["reason"],
                 verification=r["verification"],
             )
             for r in rows
@@ -558,8 +617,14 @@ class SqliteStore:
     ) -> None:
         """Tie a number to a patient after a verified call (and audit that)."""
         number, when = _e164(e164), self._now(at)
-        row = AuditRow(at=when, agent_id=agent_id, action=AuditAction.KNOWN_CALLER.value, patient_id=patient_id,
-                       reason=reason, verification=Verification.VERIFIED)
+        row = AuditRow(
+            at=when,
+            agent_id=agent_id,
+            action=AuditAction.KNOWN_CALLER.value,
+            patient_id=patient_id,
+            reason=reason,
+            verification=Verification.VERIFIED,
+        )
 
         def tx(c: Conn) -> None:
             c.execute(
@@ -611,8 +676,11 @@ class SqliteStore:
         if since is not None:
             where.append("occurred_at >= ?")
             args.append(ts(since))
-        sql = ("SELECT data FROM escalations" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY occurred_at DESC LIMIT ?")
+        sql = (
+            "SELECT data FROM escalations"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY occurred_at DESC LIMIT ?"
+        )
         rows = await self._q(lambda c: c.execute(sql, [*args, limit]).fetchall())
         return [EscalationBundle.model_validate_json(r["data"]) for r in rows]
 
@@ -628,11 +696,20 @@ class SqliteStore:
                 cur = c.execute(
                     f"""INSERT INTO handoffs (ref, call_id, from_agent, to_agent, created_at, data)
                         VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (ref) DO {'UPDATE SET call_id = excluded.call_id, from_agent = excluded.from_agent,'
-                        ' to_agent = excluded.to_agent, created_at = excluded.created_at, data = excluded.data'
-                        if handoff.ref else 'NOTHING'}""",
-                    (ref, stored.call_id, stored.from_agent, stored.to_agent, ts(stored.created_at),
-                     stored.model_dump_json()),
+                        ON CONFLICT (ref) DO {
+                        "UPDATE SET call_id = excluded.call_id, from_agent = excluded.from_agent,"
+                        " to_agent = excluded.to_agent, created_at = excluded.created_at, data = excluded.data"
+                        if handoff.ref
+                        else "NOTHING"
+                    }""",
+                    (
+                        ref,
+                        stored.call_id,
+                        stored.from_agent,
+                        stored.to_agent,
+                        ts(stored.created_at),
+                        stored.model_dump_json(),
+                    ),
                 )
                 if cur.rowcount:
                     self._publish(c, HANDOFF_CHANNEL, handoff_payload(stored))
@@ -651,9 +728,12 @@ class SqliteStore:
             row = None
             if looks_like_ref(value):
                 row = c.execute("SELECT data FROM handoffs WHERE ref = ?", (value.upper(),)).fetchone()
-            return row or c.execute(
-                "SELECT data FROM handoffs WHERE call_id = ? ORDER BY created_at DESC LIMIT 1", (value,)
-            ).fetchone()
+            return (
+                row
+                or c.execute(
+                    "SELECT data FROM handoffs WHERE call_id = ? ORDER BY created_at DESC LIMIT 1", (value,)
+                ).fetchone()
+            )
 
         row = await self._q(q)
         return Handoff.model_validate_json(row["data"]) if row else None
@@ -795,8 +875,7 @@ class SqliteStore:
             lambda c: c.execute(
                 """UPDATE outbox SET status = ?, last_error = ?, next_try = COALESCE(?, next_try),
                        lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'pending'""",
-                (status.value, error[:MAX_ERROR_CHARS], ts(next_try) if next_try else None,
-                 ts(self._clock()), item_id),
+                (status.value, error[:MAX_ERROR_CHARS], ts(next_try) if next_try else None, ts(self._clock()), item_id),
             )
         )
         log.debug("outbox failed id=%s status=%s", item_id, status.value)
@@ -830,36 +909,62 @@ class SqliteStore:
         """``async with store.subscribe("pa_tui_handoff") as sub: async for n in sub: …``"""
         return Subscription(self._hub, channels)
 
+    def notifications(self) -> Subscription:
+        """Hand-offs and wallboard updates: ``subscribe(HANDOFF_CHANNEL, WALLBOARD_CHANNEL)``."""
+        return self.subscribe(HANDOFF_CHANNEL, WALLBOARD_CHANNEL)
+
 
 # --------------------------------------------------------------------------- rows → models
 def _note(r: sqlite3.Row) -> Note:
     return Note(
-        id=r["id"], agent_id=r["agent_id"], patient_id=r["patient_id"], call_id=r["call_id"], text=r["text"],
-        status=NoteStatus.SAVED, created_at=from_ts(r["created_at"]), updated_at=from_ts(r["updated_at"]),
+        id=r["id"],
+        agent_id=r["agent_id"],
+        patient_id=r["patient_id"],
+        call_id=r["call_id"],
+        text=r["text"],
+        status=NoteStatus.SAVED,
+        created_at=from_ts(r["created_at"]),
+        updated_at=from_ts(r["updated_at"]),
     )
 
 
 def _draft(r: sqlite3.Row) -> Note:
     return Note(
-        id=r["id"], agent_id=r["agent_id"], patient_id=unkey(r["patient_key"]), call_id=unkey(r["call_key"]),
-        text=r["text"], status=NoteStatus.DRAFT, created_at=from_ts(r["created_at"]),
+        id=r["id"],
+        agent_id=r["agent_id"],
+        patient_id=unkey(r["patient_key"]),
+        call_id=unkey(r["call_key"]),
+        text=r["text"],
+        status=NoteStatus.DRAFT,
+        created_at=from_ts(r["created_at"]),
         updated_at=from_ts(r["updated_at"]),
     )
 
 
 def _session(r: sqlite3.Row) -> CallSession:
     return CallSession(
-        call=Call.model_validate_json(r["data"]), patient_id=r["patient_id"], outcome=r["outcome"],
+        call=Call.model_validate_json(r["data"]),
+        patient_id=r["patient_id"],
+        outcome=r["outcome"],
         saved_at=from_ts(r["saved_at"]),
     )
 
 
 def _outbox(r: sqlite3.Row) -> OutboxItem:
     return OutboxItem(
-        id=r["id"], kind=r["kind"], payload=json.loads(r["payload"]), idempotency_key=r["idempotency_key"],
-        status=r["status"], attempts=r["attempts"], last_error=r["last_error"], next_try=from_ts(r["next_try"]),
-        lease_until=from_ts(r["lease_until"]), claim=r["claim"], remote_id=r["remote_id"],
-        created_at=from_ts(r["created_at"]), updated_at=from_ts(r["updated_at"]),
+        id=r["id"],
+        kind=r["kind"],
+        payload=json.loads(r["payload"]),
+        idempotency_key=r["idempotency_key"],
+        status=r["status"],
+        attempts=r["attempts"],
+        last_error=r["last_error"],
+        next_try=from_ts(r["next_try"]),
+        lease_until=from_ts_or_none(r["lease_until"]),
+        claim=r["claim"],
+        remote_id=r["remote_id"],
+        created_at=from_ts(r["created_at"]),
+        updated_at=from_ts(r["updated_at"]),
     )
 
 
@@ -882,6 +987,10 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
             f"move {path.name} aside (keep it for support) and start pa-tui again",
         )
     return StoreError(f"The notes database failed ({type(exc).__name__}, code {code})", "report this to support")
+
+
+def _fetch_all(c: Conn, *, query: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+    return c.execute(query, args).fetchall()
 
 
 # --------------------------------------------------------------------------- notifications by polling
@@ -922,15 +1031,13 @@ class _SqliteHub(Hub):
                 break
             start = min(s.after_id for s in self.subs)
             channels = sorted(self.channels)
-            marks = ",".join("?" * len(channels))
+            query = (
+                "SELECT id, channel, payload FROM notifications"
+                f" WHERE id > ? AND channel IN ({','.join('?' * len(channels))}) ORDER BY id LIMIT ?"
+            )
+            args = [start, *channels, _NOTIFY_BATCH]
             try:
-                rows = await self.store._q(
-                    lambda c: c.execute(
-                        f"SELECT id, channel, payload FROM notifications WHERE id > ? AND channel IN ({marks})"
-                        " ORDER BY id LIMIT ?",
-                        [start, *channels, _NOTIFY_BATCH],
-                    ).fetchall()
-                )
+                rows = await self.store._q(functools.partial(_fetch_all, query=query, args=args))
             except StoreError as exc:
                 log.warning("store notifications: poll failed (%s); retrying", exc.title)
                 delay = min(5.0, delay * 2)
