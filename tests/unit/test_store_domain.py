@@ -21,10 +21,24 @@ T0 = datetime(2025, 3, 4, 15, 30, 0, 5, tzinfo=UTC)
 
 def rows() -> list[AuditRow]:
     return [
-        AuditRow(id="r1", at=T0, agent_id="a1", action="view", patient_id="p1", sections=("summary", "billing"),
-                 reason="call-9", verification=Verification.VERIFIED),
-        AuditRow(id="r2", at=T0.astimezone(timezone(timedelta(hours=-5))), agent_id="a2", action="search",
-                 reason='=HYPERLINK("http://evil")', verification=None),
+        AuditRow(
+            id="r1",
+            at=T0,
+            agent_id="a1",
+            action="view",
+            patient_id="p1",
+            sections=("summary", "billing"),
+            reason="call-9",
+            verification=Verification.VERIFIED,
+        ),
+        AuditRow(
+            id="r2",
+            at=T0.astimezone(timezone(timedelta(hours=-5))),
+            agent_id="a2",
+            action="search",
+            reason='=HYPERLINK("http://evil")',
+            verification=None,
+        ),
     ]
 
 
@@ -32,18 +46,34 @@ def test_export_csv() -> None:
     text = export_audit(rows(), "csv")
     parsed = list(csv.reader(io.StringIO(text)))
     assert tuple(parsed[0]) == AUDIT_COLUMNS
-    assert parsed[1] == ["r1", "2025-03-04T15:30:00.000005Z", "a1", "view", "p1", "summary;billing", "call-9", "verified"]
+    assert parsed[1] == [
+        "r1",
+        "2025-03-04T15:30:00.000005Z",
+        "a1",
+        "view",
+        "p1",
+        "summary;billing",
+        "call-9",
+        "verified",
+    ]
     # times are UTC whatever zone they came in; formulas are defused for spreadsheets
     assert parsed[2][1] == "2025-03-04T15:30:00.000005Z"
-    assert parsed[2][6] == "'=HYPERLINK(\"http://evil\")"
+    assert parsed[2][6] == '\'=HYPERLINK("http://evil")'
     assert parsed[2][4] == "" and parsed[2][7] == ""
 
 
 def test_export_json() -> None:
     data = json.loads(export_audit(rows(), "json"))
-    assert data[0] == {"id": "r1", "at": "2025-03-04T15:30:00.000005Z", "agent_id": "a1", "action": "view",
-                       "patient_id": "p1", "sections": ["summary", "billing"], "reason": "call-9",
-                       "verification": "verified"}
+    assert data[0] == {
+        "id": "r1",
+        "at": "2025-03-04T15:30:00.000005Z",
+        "agent_id": "a1",
+        "action": "view",
+        "patient_id": "p1",
+        "sections": ["summary", "billing"],
+        "reason": "call-9",
+        "verification": "verified",
+    }
     assert data[1]["reason"] == '=HYPERLINK("http://evil")'  # JSON is not a spreadsheet: kept as is
     assert export_audit([], "json").strip() == "[]"
     assert export_audit([], "csv").strip() == ",".join(AUDIT_COLUMNS)
@@ -83,5 +113,7 @@ def test_handoff_refs_are_short_and_unambiguous() -> None:
 
 
 def test_handoff_created_at_is_utc() -> None:
-    h = Handoff(call_id="c", from_agent="a", created_at=datetime(2025, 1, 1, 7, 0, tzinfo=timezone(timedelta(hours=-5))))
+    h = Handoff(
+        call_id="c", from_agent="a", created_at=datetime(2025, 1, 1, 7, 0, tzinfo=timezone(timedelta(hours=-5)))
+    )
     assert h.created_at == datetime(2025, 1, 1, 12, 0, tzinfo=UTC) and h.created_at.tzinfo is UTC

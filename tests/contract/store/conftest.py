@@ -82,7 +82,10 @@ class PgCluster:
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args],
-            capture_output=True, text=True, check=check, timeout=60,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
         )
 
     def start(self) -> None:
@@ -150,9 +153,24 @@ def running_cluster() -> Iterator[PgCluster]:
                 os.chown(p, owner.pw_uid, owner.pw_gid)
         cluster = PgCluster(bindir=bindir, root=root, port=_free_port(), password=password, run_as=run_as)
         init = subprocess.run(
-            [*run_as, str(bindir / "initdb"), "-D", str(cluster.datadir), "-U", cluster.user, "-E", "UTF8",
-             "--locale=C", "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={root / 'pw'}"],
-            capture_output=True, text=True, timeout=120,
+            [
+                *run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(cluster.datadir),
+                "-U",
+                cluster.user,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={root / 'pw'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip()[-500:]}")

@@ -51,13 +51,27 @@ async def notes_loop(store: SqliteStore | PostgresStore, patient: str) -> None:
     i = 0
     while True:
         now = datetime.now(UTC)
-        draft = Note(id="draft-1", agent_id="agent-k", patient_id=patient, call_id="call-k",
-                     text=f"draft {i}", created_at=created, updated_at=now)
+        draft = Note(
+            id="draft-1",
+            agent_id="agent-k",
+            patient_id=patient,
+            call_id="call-k",
+            text=f"draft {i}",
+            created_at=created,
+            updated_at=now,
+        )
         await store.save_draft(draft)
         print(f"draft {i}", flush=True)
         if i % 3 == 0:
-            note = Note(id=f"note-{os.getpid()}-{i}", agent_id="agent-k", patient_id=patient, call_id=f"call-{i}",
-                        text=f"note {i}", created_at=now, updated_at=now)
+            note = Note(
+                id=f"note-{os.getpid()}-{i}",
+                agent_id="agent-k",
+                patient_id=patient,
+                call_id=f"call-{i}",
+                text=f"note {i}",
+                created_at=now,
+                updated_at=now,
+            )
             await store.save_note(note)
             print(f"note {note.id}", flush=True)
         i += 1
@@ -68,10 +82,19 @@ async def writer(store: SqliteStore | PostgresStore, name: str, count: int, gofi
     await asyncio.to_thread(wait_for, gofile)
     for i in range(count):
         now = datetime.now(UTC)
-        await store.save_note(Note(id=f"{name}-{i}", agent_id=name, patient_id=f"p-{name}", text=f"note {i}",
-                                   created_at=now, updated_at=now))
-        await store.audit(agent_id=name, action="view", patient_id=f"p-{name}", reason=f"call-{i}",
-                          sections=("summary",))
+        await store.save_note(
+            Note(
+                id=f"{name}-{i}",
+                agent_id=name,
+                patient_id=f"p-{name}",
+                text=f"note {i}",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await store.audit(
+            agent_id=name, action="view", patient_id=f"p-{name}", reason=f"call-{i}", sections=("summary",)
+        )
     print("done", flush=True)
 
 

@@ -22,8 +22,14 @@ T0 = datetime(2025, 3, 4, 15, 30, 0, 123456, tzinfo=UTC)
 
 
 def note(text: str = "called about refill", *, at: datetime = T0, **kw: object) -> Note:
-    fields: dict[str, object] = {"agent_id": "agent-1", "patient_id": "pat-1", "call_id": "call-1",
-                                 "text": text, "created_at": at, "updated_at": at}
+    fields: dict[str, object] = {
+        "agent_id": "agent-1",
+        "patient_id": "pat-1",
+        "call_id": "call-1",
+        "text": text,
+        "created_at": at,
+        "updated_at": at,
+    }
     fields.update(kw)
     return Note(**fields)  # type: ignore[arg-type]
 
@@ -47,7 +53,9 @@ async def test_saved_note_comes_back(store: Store) -> None:
 async def test_notes_newest_first_and_update_in_place(store: Store) -> None:
     first = await store.save_note(note("one", at=T0))
     second = await store.save_note(note("two", at=T0 + timedelta(minutes=1)))
-    edited = await store.save_note(first.model_copy(update={"text": "one, edited", "updated_at": T0 + timedelta(hours=1)}))
+    edited = await store.save_note(
+        first.model_copy(update={"text": "one, edited", "updated_at": T0 + timedelta(hours=1)})
+    )
     assert [n.text for n in await store.notes_for("pat-1")] == ["two", "one, edited"]
     assert (await store.notes_for("pat-1", limit=1))[0].id == second.id
     assert (await store.get_notes([first.id]))[0] == edited
@@ -62,7 +70,9 @@ async def test_naive_times_are_taken_as_utc(store: Store) -> None:
 
 async def test_one_draft_per_agent_patient_call(store: Store) -> None:
     for i in range(5):
-        await store.save_draft(note(f"draft {i}", id="d1", status=NoteStatus.DRAFT, updated_at=T0 + timedelta(seconds=i)))
+        await store.save_draft(
+            note(f"draft {i}", id="d1", status=NoteStatus.DRAFT, updated_at=T0 + timedelta(seconds=i))
+        )
     draft = await store.latest_draft("agent-1", "pat-1", "call-1")
     assert draft is not None and draft.text == "draft 4" and draft.status is NoteStatus.DRAFT
     assert draft.id == "d1" and draft.created_at == T0
@@ -98,16 +108,23 @@ async def test_save_note_can_enqueue_its_write_back_atomically(store: Store) -> 
     assert (await store.outbox_counts())["pending"] == 1
     [item] = await store.due()
     assert item.kind == "ehr.note" and item.payload["note"]["id"] == n.id and item.payload["note"]["text"] == n.text
-    await store.save_note(n.model_copy(update={"text": "v2", "updated_at": T0 + timedelta(minutes=1)}), outbox_kind="ehr.note")
+    await store.save_note(
+        n.model_copy(update={"text": "v2", "updated_at": T0 + timedelta(minutes=1)}), outbox_kind="ehr.note"
+    )
     assert (await store.outbox_counts())["pending"] == 2
 
 
 # --------------------------------------------------------------------------- calls
 def call(state: CallState, at: datetime, agent: str = "u1") -> Call:
     return Call(
-        id="ep-1", legs=("ep-1", "leg-2"), direction=CallDirection.INBOUND, state=state,
-        ani=parse_phone("(408) 555-1212"), agent=Party(id=agent, type=PartyType.USER, name="Ann"),
-        started_at=T0, updated_at=at,
+        id="ep-1",
+        legs=("ep-1", "leg-2"),
+        direction=CallDirection.INBOUND,
+        state=state,
+        ani=parse_phone("(408) 555-1212"),
+        agent=Party(id=agent, type=PartyType.USER, name="Ann"),
+        started_at=T0,
+        updated_at=at,
     )
 
 
@@ -128,11 +145,26 @@ async def test_call_sessions_upsert_and_never_go_back(store: Store) -> None:
 
 # --------------------------------------------------------------------------- audit
 async def test_audit_rows_round_trip_and_filter(store: Store) -> None:
-    r1 = await store.audit(agent_id="a1", action=AuditAction.VIEW, patient_id="p1", reason="call-9",
-                           sections=("summary", "billing"), at=T0, verification=Verification.VERIFIED)
-    r2 = await store.audit(agent_id="a2", action="search", patient_id=None, reason="search", at=T0 + timedelta(minutes=1))
-    r3 = await store.audit(agent_id="a1", action=AuditAction.VIEW, patient_id="p2", reason="call-10",
-                           at=T0 + timedelta(minutes=2), verification="unverified")
+    r1 = await store.audit(
+        agent_id="a1",
+        action=AuditAction.VIEW,
+        patient_id="p1",
+        reason="call-9",
+        sections=("summary", "billing"),
+        at=T0,
+        verification=Verification.VERIFIED,
+    )
+    r2 = await store.audit(
+        agent_id="a2", action="search", patient_id=None, reason="search", at=T0 + timedelta(minutes=1)
+    )
+    r3 = await store.audit(
+        agent_id="a1",
+        action=AuditAction.VIEW,
+        patient_id="p2",
+        reason="call-10",
+        at=T0 + timedelta(minutes=2),
+        verification="unverified",
+    )
     assert await store.audit_rows() == [r1, r2, r3]
     got = (await store.audit_rows(patient_id="p1"))[0]
     assert got.sections == ("summary", "billing") and got.verification is Verification.VERIFIED
@@ -182,8 +214,15 @@ async def test_known_callers_from_verified_calls(store: Store) -> None:
 
 # --------------------------------------------------------------------------- escalations
 async def test_escalation_bundles(store: Store) -> None:
-    b1 = EscalationBundle(occurred_at=T0, agent_id="a1", description="EHR slow", call_ids=("c1",),
-                          recent_events=("12:00 ehr timeout",), area=ProblemArea.EHR, caller_number="+14085551212")
+    b1 = EscalationBundle(
+        occurred_at=T0,
+        agent_id="a1",
+        description="EHR slow",
+        call_ids=("c1",),
+        recent_events=("12:00 ehr timeout",),
+        area=ProblemArea.EHR,
+        caller_number="+14085551212",
+    )
     b2 = EscalationBundle(occurred_at=T0 + timedelta(hours=1), agent_id="a2", description="no audio")
     await store.save_escalation(b1)
     await store.save_escalation(b2)
@@ -198,9 +237,16 @@ async def test_escalation_bundles(store: Store) -> None:
 
 # --------------------------------------------------------------------------- hand-offs
 def handoff(**kw: object) -> Handoff:
-    fields: dict[str, object] = {"call_id": "ep-1", "from_agent": "a1", "to_agent": "a2", "patient_id": "pat-1",
-                                 "verification": Verification.VERIFIED, "note_ids": ("n1", "n2"),
-                                 "call": call(CallState.TRANSFERRING, T0), "created_at": T0}
+    fields: dict[str, object] = {
+        "call_id": "ep-1",
+        "from_agent": "a1",
+        "to_agent": "a2",
+        "patient_id": "pat-1",
+        "verification": Verification.VERIFIED,
+        "note_ids": ("n1", "n2"),
+        "call": call(CallState.TRANSFERRING, T0),
+        "created_at": T0,
+    }
     fields.update(kw)
     return Handoff(**fields)  # type: ignore[arg-type]
 
@@ -275,7 +321,7 @@ async def test_handoff_notifies_another_console(store: Store, store_target: Any)
 
 
 async def test_subscription_sees_every_notification_in_order(store: Store) -> None:
-    async with store.subscribe(WALLBOARD_CHANNEL, HANDOFF_CHANNEL) as sub:
+    async with store.notifications() as sub:
         for i in range(20):
             await store.publish(WALLBOARD_CHANNEL if i % 2 else HANDOFF_CHANNEL, str(i))
         got = [await asyncio.wait_for(anext(sub), 5) for _ in range(20)]
@@ -339,3 +385,25 @@ async def test_new_migrations_apply_on_open_and_newer_schemas_are_refused(store_
     assert _versions(store_target) == [m.version for m in base] + [extra.version]
     with pytest.raises(StoreSchemaError, match="newer pa-tui"):
         await store_target.make().open()
+
+
+@pytest.mark.parametrize("store_target", ["postgres"], indirect=True)
+async def test_listener_reconnects_and_asks_for_a_resync(store_target: Any) -> None:
+    """The LISTEN connection dropped (server restart, network blip): subscribers are told
+    to re-read state, and notifications flow again."""
+    async with store_target.make() as store, store.notifications() as sub:
+        raw = store_target.raw()
+        try:
+            killed = raw.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND query ILIKE '%LISTEN%'"
+            ).fetchall()
+        finally:
+            raw.close()
+        assert killed
+        first = await asyncio.wait_for(anext(sub), 10)
+        assert first.resync
+        await store.publish(WALLBOARD_CHANNEL, "after")
+        while (got := await asyncio.wait_for(anext(sub), 10)).resync:
+            pass
+        assert got.payload == "after"

@@ -17,9 +17,7 @@ from pa_tui.backends.store import SqliteStore
 
 
 async def _spawn(cmd: list[str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    return await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
 async def _expect_line(proc: asyncio.subprocess.Process, want: str, timeout: float = 30) -> None:
