@@ -164,8 +164,10 @@ def _verify_jwt(token: str, secret: str) -> dict[str, Any]:
         raise EventParseError(ParseFailure.BAD_SIGNATURE, "only HS256 is accepted") from None
     except jwt.DecodeError:
         raise EventParseError(ParseFailure.NOT_JWT) from None
-    except jwt.InvalidTokenError:  # immature (nbf/iat in the future) and the like
-        raise EventParseError(ParseFailure.BAD_SIGNATURE, "token not valid yet") from None
+    except jwt.ImmatureSignatureError:  # nbf / iat in the future: a clock problem, like expiry
+        raise EventParseError(ParseFailure.EXPIRED, "not valid yet") from None
+    except jwt.InvalidTokenError:  # a signed token whose registered claims are malformed
+        raise EventParseError(ParseFailure.NOT_JWT, "malformed claims") from None
     except (ValueError, TypeError, RecursionError):  # pragma: no cover - defensive: PyJWT internals
         raise EventParseError(ParseFailure.NOT_JWT) from None
     if not isinstance(payload, dict):  # pragma: no cover - PyJWT already insists on an object
