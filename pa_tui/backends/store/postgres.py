@@ -211,7 +211,11 @@ class PostgresStore:
                 kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": self._timeout_s},
                 check=AsyncConnectionPool.check_connection,
             )
-            await pool.open(wait=True, timeout=self.connect_timeout)
+            try:
+                await pool.open(wait=True, timeout=self.connect_timeout)
+            except BaseException:
+                await pool.close()  # stop its reconnect tasks
+                raise
         except (psycopg.Error, PoolTimeout) as exc:
             raise translate(exc) from None
         self._pool = pool
@@ -348,21 +352,27 @@ class PostgresStore:
         return saved
 
     async def save_draft(self, note: Note) -> None:
+        """Upsert the one draft per (agent, patient, call); never over a newer draft or saved note."""
         await self._exec(
             """INSERT INTO drafts (agent_id, patient_key, call_key, id, text, created_at, updated_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               SELECT %(agent)s, %(pkey)s, %(ckey)s, %(id)s, %(text)s, %(created)s, %(updated)s
+               WHERE NOT EXISTS (
+                   SELECT 1 FROM notes WHERE agent_id = %(agent)s AND patient_id IS NOT DISTINCT FROM %(patient)s
+                   AND call_id IS NOT DISTINCT FROM %(call)s AND updated_at >= %(updated)s)
                ON CONFLICT (agent_id, patient_key, call_key) DO UPDATE SET
                    text = excluded.text, updated_at = excluded.updated_at
                WHERE excluded.updated_at >= drafts.updated_at""",
-            (
-                note.agent_id,
-                key(note.patient_id),
-                key(note.call_id),
-                note.id,
-                note.text,
-                utc(note.created_at),
-                utc(note.updated_at),
-            ),
+            {
+                "agent": note.agent_id,
+                "pkey": key(note.patient_id),
+                "ckey": key(note.call_id),
+                "id": note.id,
+                "text": note.text,
+                "created": utc(note.created_at),
+                "updated": utc(note.updated_at),
+                "patient": note.patient_id,
+                "call": note.call_id,
+            },
         )
 
     async def latest_draft(self, agent_id: str, patient_id: str | None, call_id: str | None) -> Note | None:

@@ -393,12 +393,19 @@ class SqliteStore:
         return saved
 
     async def save_draft(self, note: Note) -> None:
-        """Upsert the one draft per (agent, patient, call); a stale autosave never wins."""
+        """Upsert the one draft per (agent, patient, call).
+
+        A stale autosave never wins: not over a newer draft, and not over a note the
+        agent already saved for that patient and call (no draft comes back after a save).
+        """
 
         def tx(c: Conn) -> None:
             c.execute(
                 """INSERT INTO drafts (agent_id, patient_key, call_key, id, text, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   SELECT ?, ?, ?, ?, ?, ?, ?
+                   WHERE NOT EXISTS (
+                       SELECT 1 FROM notes WHERE agent_id = ? AND patient_id IS ? AND call_id IS ?
+                       AND updated_at >= ?)
                    ON CONFLICT (agent_id, patient_key, call_key) DO UPDATE SET
                        text = excluded.text, updated_at = excluded.updated_at
                    WHERE excluded.updated_at >= drafts.updated_at""",
@@ -409,6 +416,10 @@ class SqliteStore:
                     note.id,
                     note.text,
                     ts(note.created_at),
+                    ts(note.updated_at),
+                    note.agent_id,
+                    note.patient_id,
+                    note.call_id,
                     ts(note.updated_at),
                 ),
             )
