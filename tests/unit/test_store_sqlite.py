@@ -69,7 +69,7 @@ async def test_the_event_loop_keeps_running_while_sqlite_waits(tmp_path: Path) -
         await store.save_note(note())
         task.cancel()
         other.close()
-        assert ticks >= 20  # the UI loop ticked all through the wait
+        assert ticks >= 5  # the UI loop kept ticking through the wait (a blocked loop ticks once at most)
 
 
 async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -91,6 +91,18 @@ async def test_one_draft_per_agent_patient_call(store: Store) -> None:
     assert await store.notes_for("pat-1") == []  # drafts are not notes
 
 
+async def test_a_late_autosave_does_not_bring_a_saved_note_back_as_a_draft(store: Store) -> None:
+    await store.save_note(note("final", id="n1", updated_at=T0 + timedelta(seconds=5)))
+    await store.save_draft(note("typing…", id="n1", updated_at=T0 + timedelta(seconds=4)))  # debounced, late
+    assert await store.latest_draft("agent-1", "pat-1", "call-1") is None
+    await store.save_draft(note("a second note", id="n2", updated_at=T0 + timedelta(seconds=9)))
+    assert (await store.latest_draft("agent-1", "pat-1", "call-1")).text == "a second note"  # type: ignore[union-attr]
+    # the same holds with no patient and no call
+    await store.save_note(note("x", id="n3", patient_id=None, call_id=None, updated_at=T0 + timedelta(seconds=5)))
+    await store.save_draft(note("late", id="n3", patient_id=None, call_id=None, updated_at=T0))
+    assert await store.latest_draft("agent-1", None, None) is None
+
+
 async def test_saving_the_note_drops_its_draft(store: Store) -> None:
     await store.save_draft(note("typing…", id="n1"))
     await store.save_draft(note("other call", id="n2", call_id="call-2"))
