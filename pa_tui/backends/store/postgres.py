@@ -934,7 +934,7 @@ class _PgHub(Hub):
                 async with contextlib.aclosing(conn.notifies(timeout=self.POLL)) as stream:
                     async for n in stream:
                         self.dispatch(Notification(channel=n.channel, payload=n.payload))
-            except psycopg.Error as exc:
+            except Exception as exc:  # the listener must outlive any failure; cancellation still ends it
                 await self._drop_conn()
                 error = translate(exc)
                 if waiters:  # a subscribe() is waiting: tell it now rather than hang

@@ -1051,8 +1051,10 @@ class _SqliteHub(Hub):
                 rows = await self.store._q(functools.partial(_fetch_all, query=query, args=args))
             except StoreError as exc:
                 log.warning("store notifications: poll failed (%s); retrying", exc.title)
-                delay = min(5.0, delay * 2)
+                delay = min(5.0, max(delay, self.store.poll_interval) * 2)
                 continue
+            # Ids are handed out by the one writer at a time, so they commit in order and a
+            # cursor past the last id seen misses nothing. A full batch: read on at once.
             delay = 0 if len(rows) == _NOTIFY_BATCH else self.store.poll_interval
             for row in rows:
                 note = Notification(channel=row["channel"], payload=row["payload"])
