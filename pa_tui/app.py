@@ -21,9 +21,10 @@ from pa_tui.backends.base import (
     BackendSet,
     ConnectionState,
     LinkStatus,
+    StreamNotice,
 )
 from pa_tui.domain.agents import AgentStatus, AgentStatusEvent
-from pa_tui.domain.calls import Call, CallBook, CallDirection, CallEvent, CallPhase
+from pa_tui.domain.calls import Call, CallBook, CallDirection, CallEvent, CallPhase, CallState
 from pa_tui.domain.phones import PhoneNumber, format_human
 from pa_tui.messages import (
     AgentLoaded,
@@ -32,6 +33,7 @@ from pa_tui.messages import (
     CallerLookupFailed,
     CallEventReceived,
     ConnectionChanged,
+    StreamNoticed,
 )
 from pa_tui.screens.console import ConsoleScreen
 from pa_tui.widgets.patient_card import LookupState
@@ -72,12 +74,12 @@ class PaTuiApp(App[int]):
         self.focused_call_id: str | None = None
         self.matches: dict[str, Any] = {}
         self.lookups_started: set[str] = set()
-        self.console = ConsoleScreen()
+        self.home = ConsoleScreen()
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:
-        self.push_screen(self.console)
+        self.push_screen(self.home)
         self._tick()
         if self.tick_interval > 0:
             self.set_interval(self.tick_interval, self._tick, name="clock")
@@ -100,8 +102,8 @@ class PaTuiApp(App[int]):
 
     def _tick(self) -> None:
         now = self.clock()
-        self.console.now = now
-        self.console.today = now.astimezone().date() if now.tzinfo else now.date()
+        self.home.now = now
+        self.home.today = now.astimezone().date() if now.tzinfo else now.date()
 
     # ------------------------------------------------------------------ workers
     @work(group="dialpad-agent", exit_on_error=False, description="Load the agent and their status")
@@ -124,6 +126,8 @@ class PaTuiApp(App[int]):
                 self.post_message(AgentStatusChanged(event))
             elif isinstance(event, ConnectionState):
                 self.post_message(ConnectionChanged(event))
+            elif isinstance(event, StreamNotice):
+                self.post_message(StreamNoticed(event))
 
     @work(group="ehr-lookup", exit_on_error=False, description="Identify the caller in the EHR")
     async def identify_caller(self, call_id: str, number: PhoneNumber) -> None:
@@ -150,27 +154,33 @@ class PaTuiApp(App[int]):
     # ------------------------------------------------------------------ messages
     def on_agent_loaded(self, message: AgentLoaded) -> None:
         self.agent_id = message.agent.id
-        self.console.agent = message.agent
+        self.home.agent = message.agent
+        self.home.agent_id = message.agent.id
         if message.status is not None:
-            self.console.status = message.status
+            self.home.status = message.status
 
     def on_agent_status_changed(self, message: AgentStatusChanged) -> None:
         event = message.event
         if self.agent_id is not None and event.agent_id == self.agent_id:
-            self.console.status = event.to_status()
+            self.home.status = event.to_status()
             reason = f" ({event.reason})" if event.reason else ""
             self._log(f"status   {event.status.label}{reason}")
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         state = message.state
-        self.console.connection = state
+        self.home.connection = state
         if state.status is LinkStatus.CONNECTED:
-            if self.console.problem.startswith("Dialpad"):
-                self.console.problem = ""
+            if self.home.problem.startswith("Dialpad"):
+                self.home.problem = ""
             self._log("dialpad  event stream connected")
         elif state.status in (LinkStatus.RECONNECTING, LinkStatus.AUTH_FAILED):
             self._show_problem(f"Dialpad: {state.detail}" if state.detail else "Dialpad: reconnecting")
             self._log(f"dialpad  {state.status.value}")
+
+    def on_stream_noticed(self, message: StreamNoticed) -> None:
+        self._log(f"dialpad  {message.notice.text}")
+        if message.notice.serious:
+            self._show_problem(message.notice.text)
 
     def on_call_event_received(self, message: CallEventReceived) -> None:
         event = message.event
@@ -192,14 +202,14 @@ class PaTuiApp(App[int]):
         self.matches[message.call_id] = message.match
         log.info("call %s caller match: %s (%d)", message.call_id, message.match.kind, len(message.match.candidates))
         if message.call_id == self.focused_call_id:
-            self.console.match = message.match
-            self.console.lookup = LookupState.DONE
+            self.home.match = message.match
+            self.home.lookup = LookupState.DONE
 
     def on_caller_lookup_failed(self, message: CallerLookupFailed) -> None:
         log.warning("call %s lookup failed: %s", message.call_id, message.error.title)
         if message.call_id == self.focused_call_id:
-            self.console.lookup_error = str(message.error)
-            self.console.lookup = LookupState.FAILED
+            self.home.lookup_error = str(message.error)
+            self.home.lookup = LookupState.FAILED
         self._show_problem(f"EHR: {message.error}")
 
     # ------------------------------------------------------------------ helpers
@@ -208,38 +218,43 @@ class PaTuiApp(App[int]):
         take = (
             current is None
             or current.id == changed.id
-            or (current.is_ended and changed.is_active)
+            or (not current.is_active and changed.is_active)
             or (changed.phase is CallPhase.ACTIVE and current.phase is not CallPhase.ACTIVE)
+            # A new ring takes the panel unless the agent is talking to someone.
+            or (changed.phase is CallPhase.RINGING and current.phase is not CallPhase.ACTIVE)
         )
         focus = changed if take else current
         assert focus is not None
         if focus.id != self.focused_call_id:
             self.focused_call_id = focus.id
-            self.console.caller = focus.ani
+            self.home.caller = focus.ani
             match = self.matches.get(focus.id)
-            self.console.match = match
+            self.home.match = match
             if match is not None:
-                self.console.lookup = LookupState.DONE
+                self.home.lookup = LookupState.DONE
             elif focus.id in self.lookups_started:
-                self.console.lookup = LookupState.SEARCHING
+                self.home.lookup = LookupState.SEARCHING
             else:
-                self.console.lookup = LookupState.DONE if focus.ani is not None else LookupState.IDLE
-        self.console.call = focus
-        self.console.other_calls = sum(1 for c in self.book.active() if c.id != focus.id)
+                self.home.lookup = LookupState.DONE if focus.ani is not None else LookupState.IDLE
+        self.home.call = focus
+        self.home.other_calls = sum(1 for c in self.book.active() if c.id != focus.id)
 
     def _show_problem(self, text: str) -> None:
-        self.console.problem = text
+        self.home.problem = text
 
     def _log(self, line: str) -> None:
         stamp = self.clock().astimezone().strftime("%H:%M:%S")
-        self.console.log_line(f"{stamp}  {line}")
+        self.home.log_line(f"{stamp}  {line}")
 
     @staticmethod
     def _event_line(event: CallEvent, call: Call) -> str:
         who = format_human(call.ani) if call.ani is not None else "unknown number"
-        direction = "from" if call.direction is CallDirection.INBOUND else "to"
+        arrow = "←" if call.direction is CallDirection.INBOUND else "→"
+        state = event.raw_state or event.state.value
+        if event.state is CallState.UNKNOWN:
+            state += " (unknown state, ignored)"
         target = f" · {event.target.name}" if event.target and event.target.name else ""
-        return f"{event.state.value:<9}{direction} {who}{target}  [call …{call.id[-4:]}]"
+        return f"{state:<10} {arrow} {who}{target}"
 
 
 def make_app(settings: Any, backends: BackendSet, **kwargs: Any) -> PaTuiApp:

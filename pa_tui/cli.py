@@ -20,7 +20,9 @@ from typing import Any, NoReturn
 import click
 
 from pa_tui import __version__
+from pa_tui.backends.base import BackendError
 from pa_tui.config import ConfigError, Settings, config_path, load_settings
+from pa_tui.demo.scenario import ScenarioError
 from pa_tui.secrets import (
     SECRETS,
     KeyringUnavailable,
@@ -86,7 +88,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ConfigError, SecretError) as exc:
+        except (ConfigError, SecretError, BackendError, ScenarioError) as exc:
             log.error("%s: %s", type(exc).__name__, exc)
             _fail(str(exc))
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from pa_tui.backends.base import BackendError, ConnectionState
+from pa_tui.backends.base import BackendError, ConnectionState, StreamNotice
 from pa_tui.domain.agents import Agent, AgentStatus, AgentStatusEvent
 from pa_tui.domain.calls import CallEvent
 from pa_tui.domain.patients import CallerMatch
@@ -57,3 +57,11 @@ class CallerLookupFailed(Message):
         super().__init__()
         self.call_id = call_id
         self.error = error
+
+
+class StreamNoticed(Message):
+    """The event stream skipped something or wants the agent to know a fact (no PHI)."""
+
+    def __init__(self, notice: StreamNotice) -> None:
+        super().__init__()
+        self.notice = notice

@@ -94,7 +94,16 @@ class ConnectionState(BaseModel):
     connected_since: datetime | None = None
 
 
-TelephonyEvent = CallEvent | AgentStatusEvent | ConnectionState
+class StreamNotice(BaseModel):
+    """Something about the event stream the agent should see (a skipped frame…). No PHI."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    serious: bool = False  # True: also raise the problem banner
+
+
+TelephonyEvent = CallEvent | AgentStatusEvent | ConnectionState | StreamNotice
 
 
 class TransferTarget(BaseModel):
@@ -361,6 +370,7 @@ __all__ = [
     "BackendError",
     "BadRequest",
     "ConnectionState",
+    "StreamNotice",
     "DutyStatus",
     "LinkStatus",
     "Messaging",

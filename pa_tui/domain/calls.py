@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pa_tui.domain.phones import NoCallerId, PhoneNumber
+from pa_tui.domain.phones import CallerNumber, PhoneNumber
 
 
 class CallState(StrEnum):
@@ -183,7 +183,7 @@ class CallEvent(BaseModel):
     state: CallState
     raw_state: str | None = None  # kept when ``state`` is UNKNOWN
     direction: CallDirection = CallDirection.UNKNOWN
-    external_number: PhoneNumber | NoCallerId | None = None  # the customer: ANI inbound, dialled outbound
+    external_number: CallerNumber | None = None  # the customer: ANI inbound, dialled outbound
     internal_number: PhoneNumber | None = None  # the company number: DNIS inbound
     target: Party | None = None  # the agent / call center this leg is with
     entry_point_target: Party | None = None  # the line or queue that was called
@@ -241,8 +241,8 @@ class Call(BaseModel):
     id: str  # entry-point call id
     legs: tuple[str, ...] = ()
     direction: CallDirection = CallDirection.UNKNOWN
-    state: CallState = CallState.PREANSWER
-    ani: PhoneNumber | NoCallerId | None = None  # the caller (inbound) / the customer (outbound)
+    state: CallState = CallState.UNKNOWN  # until an event that moves the lifecycle arrives
+    ani: CallerNumber | None = None  # the caller (inbound) / the customer (outbound)
     dnis: PhoneNumber | None = None  # the company number called
     agent: Party | None = None  # who has it now
     queue: Party | None = None  # the line / call center it came in on

@@ -90,6 +90,24 @@ class NoCallerId(BaseModel):
 
 NO_CALLER_ID: Final = NoCallerId()
 
+
+class UnreadableNumber(BaseModel):
+    """A caller number arrived but is not a phone number. ``reason`` never repeats the value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+
+    def __str__(self) -> str:
+        return "Unreadable number"
+
+    @property
+    def human(self) -> str:
+        return "Unreadable caller number"
+
+
+CallerNumber = PhoneNumber | NoCallerId | UnreadableNumber
+
 _DIGITS_RE: Final = re.compile(r"\d")
 _ALLOWED_RE: Final = re.compile(r"^[\s\d+().\-/#*xX;:=a-zA-Z,]*$")
 
@@ -184,10 +202,12 @@ def _impossible_reason(parsed: phonenumbers.PhoneNumber) -> str:
     return f"not a possible phone number ({why})"
 
 
-def format_human(number: PhoneNumber | NoCallerId | None, region: str = DEFAULT_REGION) -> str:
+def format_human(number: CallerNumber | None, region: str = DEFAULT_REGION) -> str:
     """"(408) 555-1212" for a number of the home region, "+44 20 7946 0018" otherwise."""
     if number is None or isinstance(number, NoCallerId):
         return "No caller ID"
+    if isinstance(number, UnreadableNumber):
+        return number.human
     parsed = phonenumbers.parse(number.e164, None)
     if number.region == region:
         text = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
@@ -198,14 +218,16 @@ def format_human(number: PhoneNumber | NoCallerId | None, region: str = DEFAULT_
     return text
 
 
-def mask_phone(number: PhoneNumber | NoCallerId | None) -> str:
+def mask_phone(number: CallerNumber | None) -> str:
     """A number with all but its last four digits hidden: "(•••) •••-1212"."""
     if number is None or isinstance(number, NoCallerId):
         return "No caller ID"
+    if isinstance(number, UnreadableNumber):
+        return number.human
     return f"(•••) •••-{number.last4}"
 
 
-def same_number(a: PhoneNumber | NoCallerId | None, b: PhoneNumber | NoCallerId | None) -> bool:
+def same_number(a: CallerNumber | None, b: CallerNumber | None) -> bool:
     """True when two parsed values are the same real number (extensions ignored)."""
     if not isinstance(a, PhoneNumber) or not isinstance(b, PhoneNumber):
         return False

@@ -14,7 +14,7 @@ from pa_tui.backends.base import ConnectionState
 from pa_tui.domain.agents import Agent, AgentStatus
 from pa_tui.domain.calls import Call
 from pa_tui.domain.patients import CallerMatch
-from pa_tui.domain.phones import NoCallerId, PhoneNumber
+from pa_tui.domain.phones import CallerNumber
 from pa_tui.widgets.agent_bar import AgentBar
 from pa_tui.widgets.call_banner import CallBanner
 from pa_tui.widgets.event_log import EventLog
@@ -28,6 +28,7 @@ class ConsoleScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Console"
 
     agent: reactive[Agent | None] = reactive(None)
+    agent_id: reactive[str | None] = reactive(None)
     status: reactive[AgentStatus | None] = reactive(None)
     connection: reactive[ConnectionState | None] = reactive(None)
     problem: reactive[str] = reactive("")
@@ -35,7 +36,7 @@ class ConsoleScreen(Screen[None]):
     other_calls: reactive[int] = reactive(0)
     now: reactive[datetime | None] = reactive(None)
     today: reactive[date | None] = reactive(None)
-    caller: reactive[PhoneNumber | NoCallerId | None] = reactive(None)
+    caller: reactive[CallerNumber | None] = reactive(None)
     match: reactive[CallerMatch | None] = reactive(None)
     lookup: reactive[str] = reactive(LookupState.IDLE)
     lookup_error: reactive[str] = reactive("")
@@ -46,7 +47,7 @@ class ConsoleScreen(Screen[None]):
         )
         yield ProblemBanner(id="problem-banner").data_bind(ConsoleScreen.problem)
         yield CallBanner(id="call-banner").data_bind(
-            ConsoleScreen.call, ConsoleScreen.now, others=ConsoleScreen.other_calls
+            ConsoleScreen.call, ConsoleScreen.now, others=ConsoleScreen.other_calls, me=ConsoleScreen.agent_id
         )
         with Horizontal(id="console-body"):
             with Vertical(id="patient-pane"):

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from pa_tui.domain.calls import Call, CallDirection, CallPhase
+from pa_tui.domain.calls import Call, CallDirection, CallPhase, PartyType
 from pa_tui.domain.phones import format_human
 
 
@@ -27,6 +27,7 @@ class CallBanner(Static):
     call: reactive[Call | None] = reactive(None)
     now: reactive[datetime | None] = reactive(None)
     others: reactive[int] = reactive(0)
+    me: reactive[str | None] = reactive(None)
 
     def watch_call(self, call: Call | None) -> None:
         phase = call.phase if call else None
@@ -46,15 +47,15 @@ class CallBanner(Static):
         )
         text.append(f"{arrow}  ", style="bold")
         text.append(format_human(call.ani), style="bold")
-        if call.queue is not None and call.queue.name:
-            text.append(f"  → {call.queue.name}")
+        if call.queue is not None and call.queue.type is PartyType.CALL_CENTER and call.queue.name:
+            text.append(f"  → {call.queue.name} line")
         elif call.dnis is not None:
             text.append(f"  → {format_human(call.dnis)}")
         text.append("   ")
         text.append(f"[{call.state.label}]", style="bold reverse" if call.phase is CallPhase.RINGING else "bold")
         if self.now is not None:
             text.append(f"   {format_duration(call.duration(self.now))}")
-        if call.agent is not None and call.agent.name:
+        if call.agent is not None and call.agent.name and call.agent.id != self.me:
             text.append(f"   with {call.agent.name}", style="dim")
         if self.others:
             text.append(f"   (+{self.others} more call{'s' if self.others > 1 else ''})", style="dim")

@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from pa_tui.domain.patients import CallerMatch, PatientSummary
-from pa_tui.domain.phones import NoCallerId, PhoneNumber, format_human
+from pa_tui.domain.phones import CallerNumber, NoCallerId, UnreadableNumber, format_human
 
 
 class LookupState:
@@ -29,7 +29,7 @@ class PatientCard(Static):
     PatientCard { height: auto; min-height: 7; width: 1fr; padding: 0 1; }
     """
 
-    caller: reactive[PhoneNumber | NoCallerId | None] = reactive(None)
+    caller: reactive[CallerNumber | None] = reactive(None)
     match: reactive[CallerMatch | None] = reactive(None)
     lookup: reactive[str] = reactive(LookupState.IDLE)
     error: reactive[str] = reactive("")
@@ -46,6 +46,10 @@ class PatientCard(Static):
             body = Text("No caller yet. The patient pops here when a call rings.", style="dim")
         elif isinstance(self.caller, NoCallerId) and self.match is None:
             body = Text("No caller ID on this call — search by name or date of birth (/).")
+        elif isinstance(self.caller, UnreadableNumber) and self.match is None:
+            body = Text(
+                f"The caller's number could not be read ({self.caller.reason}) — search by name or date of birth (/)."
+            )
         elif self.lookup == LookupState.SEARCHING:
             body = Text(f"Looking up {format_human(self.caller)} in the EHR…", style="italic")
         elif self.lookup == LookupState.FAILED:

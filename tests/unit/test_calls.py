@@ -67,7 +67,8 @@ def test_unknown_and_odd_states_are_kept_not_fatal() -> None:
     assert CallState.parse(None) is CallState.UNKNOWN
     assert CallState.parse(" RINGING ") is CallState.RINGING
     call = fold(None, ev("100", "quantum_entangled", 0))
-    assert call.state is CallState.PREANSWER  # an unknown state does not move the lifecycle
+    assert call.state is CallState.UNKNOWN  # an unknown state does not move the lifecycle
+    assert not call.is_active and not call.is_ended
     assert call.legs == ("100",)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import jwt
 import pytest
+
+from pa_tui.domain.phones import UnreadableNumber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -150,10 +152,12 @@ def test_missing_external_number_on_an_inbound_call_means_no_caller_id() -> None
     assert parse_frame(as_json(payload), None).external_number == NO_CALLER_ID
 
 
-def test_unparseable_number_becomes_none_and_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_unparseable_number_is_marked_unreadable_and_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="pa_tui.backends.dialpad")
     event = parse_frame(as_json(call_payload(external_number="+99987")), None)
-    assert event.external_number is None
+    assert isinstance(event.external_number, UnreadableNumber)
+    assert "unknown country code" in event.external_number.reason
+    assert "99987" not in event.external_number.reason
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings, "an unusable number should be reported"
     assert "6300000000000008" in caplog.text  # the call id is fine to log

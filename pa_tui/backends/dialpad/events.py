@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pa_tui.backends.base import BackendError
 from pa_tui.domain.agents import AgentStatusEvent, DutyStatus
 from pa_tui.domain.calls import CallDirection, CallEvent, CallState, Party, PartyType
-from pa_tui.domain.phones import NoCallerId, PhoneNumber, PhoneNumberError, parse_phone
+from pa_tui.domain.phones import NoCallerId, PhoneNumber, PhoneNumberError, UnreadableNumber, parse_phone
 
 log = logging.getLogger(__name__)
 
@@ -207,13 +207,15 @@ def _call_event(p: Mapping[str, Any], now: datetime | None) -> CallEvent:
 
     direction = CallDirection.parse(p.get("direction"))
     if "external_number" in p:
-        external: PhoneNumber | NoCallerId | None = _phone(p.get("external_number"), "external_number", call_id)
+        external: PhoneNumber | NoCallerId | UnreadableNumber | None = _phone(
+            p.get("external_number"), "external_number", call_id
+        )
     elif direction is CallDirection.INBOUND:
         external = parse_phone(None)  # an inbound call without a number: the network withheld it
     else:
         external = None
     internal = _phone(p.get("internal_number"), "internal_number", call_id) if p.get("internal_number") else None
-    if isinstance(internal, NoCallerId):
+    if not isinstance(internal, PhoneNumber):
         internal = None
 
     timestamp = ms_to_datetime(p.get("event_timestamp"))
@@ -268,13 +270,13 @@ def _party(raw: object) -> Party | None:
     return Party(id=party_id, type=PartyType.parse(raw.get("type")), name=name or None)
 
 
-def _phone(raw: object, field: str, call_id: str) -> PhoneNumber | NoCallerId | None:
+def _phone(raw: object, field: str, call_id: str) -> PhoneNumber | NoCallerId | UnreadableNumber:
     try:
         return parse_phone(raw)
     except PhoneNumberError as exc:
         # The reason never repeats the value; the value itself is PHI and stays out of logs.
-        log.warning("call %s: %s is not a phone number (%s); ignoring it", call_id, field, exc)
-        return None
+        log.warning("call %s: %s is not a phone number (%s)", call_id, field, exc)
+        return UnreadableNumber(reason=str(exc))
 
 
 def _custom_data(raw: object) -> str | None:

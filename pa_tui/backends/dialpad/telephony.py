@@ -50,6 +50,7 @@ from pa_tui.backends.base import (
     NotSupported,
     PermissionDenied,
     RateLimited,
+    StreamNotice,
     TelephonyEvent,
     TransferTarget,
     Unavailable,
@@ -141,6 +142,12 @@ class _StreamAuthFailed(Exception):
     def __init__(self, error: BackendError) -> None:
         super().__init__(error.title)
         self.error = error
+
+
+# Frames that suggest tampering or a misconfigured secret, not just a newer Dialpad.
+_SERIOUS_FAILURES = frozenset(
+    {ParseFailure.BAD_SIGNATURE, ParseFailure.UNSIGNED, ParseFailure.UNEXPECTED_JWT, ParseFailure.EXPIRED}
+)
 
 
 class DialpadTelephony:
@@ -628,9 +635,11 @@ class DialpadTelephony:
         except EventParseError as exc:
             level = logging.INFO if exc.reason is ParseFailure.UNKNOWN_TYPE else logging.WARNING
             log.log(level, "skipped a Dialpad event frame: %s", exc.reason.value)
+            serious = exc.reason in _SERIOUS_FAILURES
+            return StreamNotice(text=str(exc) if serious else exc.title, serious=serious)
         except Exception as exc:  # noqa: BLE001 - a bad frame must never end the stream
             log.error("skipped a Dialpad event frame: unexpected %s", type(exc).__name__)
-        return None
+            return StreamNotice(text="Skipped a Dialpad event pa-tui could not read (see the log)")
 
     # ------------------------------------------------------------------ states & timing
     def _connected(self, since: datetime | None) -> ConnectionState:

@@ -1,0 +1,130 @@
+"""`pa-tui demo`: the simulators on loopback, the real clients pointed at them, the console.
+
+One code path: :meth:`DemoEnvironment.backends` builds the same Dialpad and
+FHIR backends production uses; only their base URLs and keys differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets as pysecrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from pa_tui.backends.base import BackendSet
+from pa_tui.backends.dialpad.client import DialpadClient
+from pa_tui.backends.dialpad.telephony import DialpadTelephony
+from pa_tui.backends.fhir.client import FhirClient
+from pa_tui.backends.fhir.ehr import FhirEhr
+from pa_tui.demo.dialpad_sim import DialpadSimulator, default_roster
+from pa_tui.demo.fhir_sandbox import FhirSandbox
+from pa_tui.demo.host import SimulatorHost
+from pa_tui.demo.population import Population
+from pa_tui.demo.scenario import Scenario, ScenarioRunner, load_scenario
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoEnvironment:
+    """Everything `pa-tui demo` runs besides the console itself."""
+
+    population: Population
+    dialpad: DialpadSimulator
+    fhir: FhirSandbox
+    host: SimulatorHost
+    api_key: str
+    agent_id: str
+    scenario: Scenario | None = None
+    runner: ScenarioRunner | None = None
+    _subscribed: asyncio.Event | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        patients: int = 500,
+        seed: int = 7,
+        scenario: str | Scenario | None = "walkthrough",
+        speed: float = 1.0,
+        websocket_lifetime: float = 3600.0,
+    ) -> DemoEnvironment:
+        population = Population.generate(size=patients, seed=seed)
+        api_key = "sim_" + pysecrets.token_urlsafe(24)
+        roster = default_roster()
+        agents, centers = list(roster.agents), list(roster.call_centers)
+        dialpad = DialpadSimulator(api_key, agents, centers, websocket_lifetime=websocket_lifetime)
+        fhir = FhirSandbox(population)
+        host = SimulatorHost()
+        host.add("dialpad", dialpad.app)
+        host.add("fhir", fhir.app)
+        env = cls(
+            population=population,
+            dialpad=dialpad,
+            fhir=fhir,
+            host=host,
+            api_key=api_key,
+            agent_id=agents[0].id,
+        )
+        if scenario is not None:
+            env.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+            env.runner = ScenarioRunner(
+                scenario=env.scenario,
+                telephony=dialpad,
+                callers=population,
+                agent_id=env.agent_id,
+                call_centers={c.name.lower(): c.id for c in centers},
+                speed=speed,
+                ready=lambda: dialpad.wait_for_listener(env.agent_id),
+            )
+            host.on_start(env.runner.run)
+        host.start()
+        dialpad.base_url = host.url("dialpad")
+        return env
+
+    @property
+    def dialpad_url(self) -> str:
+        return self.host.url("dialpad")
+
+    @property
+    def fhir_url(self) -> str:
+        return self.fhir.url(self.host.url("fhir"))
+
+    def backends(self, *, agent_id: str | None = None) -> BackendSet:
+        """The production backends, pointed at the simulators."""
+        client = DialpadClient(api_key=self.api_key, base_url=self.dialpad_url)
+        telephony = DialpadTelephony(client, user_id=agent_id or self.agent_id)
+        ehr = FhirEhr(FhirClient(self.fhir_url, vendor="generic"))
+        return BackendSet(telephony, ehr)
+
+    def stop(self) -> None:
+        self.host.stop()
+
+    def __enter__(self) -> DemoEnvironment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_demo(
+    settings: Any,
+    *,
+    scenario: str | None = None,
+    speed: float = 1.0,
+    patients: int = 500,
+    seed: int = 7,
+    record: Any = None,
+    size: Any = None,
+) -> int:
+    """Run the console against the simulators until the agent quits. Returns the exit code."""
+    from pa_tui.app import make_app
+
+    env = DemoEnvironment.start(patients=patients, seed=seed, scenario=scenario or "walkthrough", speed=speed)
+    try:
+        app = make_app(settings, env.backends())
+        result = app.run()
+        return int(result or 0)
+    finally:
+        env.stop()

@@ -1,0 +1,63 @@
+"""Build the production backends from Settings and secrets, and run the console.
+
+The demo builds the very same classes (see :mod:`pa_tui.demo.launch`), pointed
+at the simulators; nothing here knows about demo mode.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pa_tui.backends.base import BackendSet, NotSupported
+from pa_tui.backends.dialpad.client import DialpadClient
+from pa_tui.backends.dialpad.telephony import DialpadTelephony
+from pa_tui.backends.fhir.client import FhirClient
+from pa_tui.backends.fhir.ehr import FhirEhr
+from pa_tui.config import Settings
+from pa_tui.secrets import require_secret
+
+log = logging.getLogger(__name__)
+
+
+def build_telephony(settings: Settings) -> DialpadTelephony:
+    dialpad = settings.dialpad
+    key = require_secret("dialpad")
+    client = DialpadClient(api_key=key, base_url=dialpad.api_base)
+    if not dialpad.user_id:
+        raise NotSupported("No Dialpad user id configured", "Set dialpad.user_id in the config file")
+    return DialpadTelephony(
+        client,
+        user_id=dialpad.user_id,
+        subscription_scope="company" if dialpad.subscription_scope == "company" else "user",
+        mini_dialer_client_id=dialpad.mini_dialer_client_id,
+        sandbox=dialpad.environment == "sandbox",
+    )
+
+
+def build_ehr(settings: Settings) -> FhirEhr:
+    fhir = settings.fhir
+    if not fhir.base_url:
+        raise NotSupported("No EHR configured", "Set fhir.base_url in the config file")
+    headers: dict[str, str] = {}
+    if fhir.auth == "bearer":
+        headers["Authorization"] = "Bearer " + require_secret("fhir").get_secret_value()
+    elif fhir.auth == "smart-backend":
+        raise NotSupported(
+            "SMART Backend Services sign-in is not available in this version",
+            "Use fhir.auth = \"bearer\" with a token from your EHR administrator for now",
+        )
+    client = FhirClient(fhir.base_url, vendor=fhir.vendor, timeout=fhir.timeout, headers=headers)
+    return FhirEhr(client, region=settings.region)
+
+
+def build_backends(settings: Settings) -> BackendSet:
+    return BackendSet(build_telephony(settings), build_ehr(settings))
+
+
+def run_console(settings: Settings) -> int:
+    """Run the console against the configured accounts until the agent quits."""
+    from pa_tui.app import make_app
+
+    backends = build_backends(settings)
+    app = make_app(settings, backends)
+    return int(app.run() or 0)
