@@ -37,6 +37,12 @@ def make(backend: str, target: str) -> SqliteStore | PostgresStore:
     return SqliteStore(target) if backend == "sqlite" else PostgresStore(target, max_size=2)
 
 
+def say(line: str) -> None:
+    """One line in one write(2): lines from forked siblings sharing the pipe never interleave
+    (print() makes two writes when PYTHONUNBUFFERED is set)."""
+    os.write(1, (line + "\n").encode())
+
+
 def wait_for(path: str) -> None:
     deadline = time.monotonic() + 60
     while not os.path.exists(path):
@@ -47,7 +53,7 @@ def wait_for(path: str) -> None:
 
 async def notes_loop(store: SqliteStore | PostgresStore, patient: str) -> None:
     created = datetime.now(UTC)
-    print("ready", flush=True)
+    say("ready")
     i = 0
     while True:
         now = datetime.now(UTC)
@@ -61,7 +67,7 @@ async def notes_loop(store: SqliteStore | PostgresStore, patient: str) -> None:
             updated_at=now,
         )
         await store.save_draft(draft)
-        print(f"draft {i}", flush=True)
+        say(f"draft {i}")
         if i % 3 == 0:
             note = Note(
                 id=f"note-{os.getpid()}-{i}",
@@ -73,12 +79,12 @@ async def notes_loop(store: SqliteStore | PostgresStore, patient: str) -> None:
                 updated_at=now,
             )
             await store.save_note(note)
-            print(f"note {note.id}", flush=True)
+            say(f"note {note.id}")
         i += 1
 
 
 async def writer(store: SqliteStore | PostgresStore, name: str, count: int, gofile: str) -> None:
-    print("ready", flush=True)
+    say("ready")
     await asyncio.to_thread(wait_for, gofile)
     for i in range(count):
         now = datetime.now(UTC)
@@ -95,7 +101,7 @@ async def writer(store: SqliteStore | PostgresStore, name: str, count: int, gofi
         await store.audit(
             agent_id=name, action="view", patient_id=f"p-{name}", reason=f"call-{i}", sections=("summary",)
         )
-    print("done", flush=True)
+    say("done")
 
 
 async def drain(store: SqliteStore | PostgresStore, name: str, logfile: str, gofile: str) -> None:
@@ -108,10 +114,10 @@ async def drain(store: SqliteStore | PostgresStore, name: str, logfile: str, gof
         await asyncio.sleep(0.001)
         return f"remote-{item.id}"
 
-    print("ready", flush=True)
+    say("ready")
     await asyncio.to_thread(wait_for, gofile)
     report = await OutboxWorker(store, send, batch=5).drain()
-    print(f"done {report.sent}", flush=True)
+    say(f"done {report.sent}")
 
 
 async def main(argv: list[str]) -> None:
