@@ -10,6 +10,8 @@ import asyncio
 import logging
 import secrets as pysecrets
 from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pa_tui.backends.base import BackendSet
@@ -38,7 +40,7 @@ class DemoEnvironment:
     agent_id: str
     scenario: Scenario | None = None
     runner: ScenarioRunner | None = None
-    _subscribed: asyncio.Event | None = field(default=None, repr=False)
+    on_finished: Callable[[], None] | None = field(default=None, repr=False)
 
     @classmethod
     def start(
@@ -75,10 +77,12 @@ class DemoEnvironment:
                 callers=population,
                 agent_id=env.agent_id,
                 call_centers={c.name.lower(): c.id for c in centers},
+                agents={a.name.lower(): a.id for a in agents},
+                ehr=fhir,
                 speed=speed,
                 ready=lambda: dialpad.wait_for_listener(env.agent_id),
             )
-            host.on_start(env.runner.run)
+            host.on_start(env._play)
         host.start()
         dialpad.base_url = host.url("dialpad")
         return env
@@ -98,6 +102,14 @@ class DemoEnvironment:
         ehr = FhirEhr(FhirClient(self.fhir_url, vendor="generic"))
         return BackendSet(telephony, ehr)
 
+    async def _play(self) -> None:
+        assert self.runner is not None
+        try:
+            await self.runner.run()
+        finally:
+            if self.on_finished is not None:
+                self.on_finished()
+
     def stop(self) -> None:
         self.host.stop()
 
@@ -115,16 +127,45 @@ def run_demo(
     speed: float = 1.0,
     patients: int = 500,
     seed: int = 7,
-    record: Any = None,
-    size: Any = None,
+    record: Path | None = None,
+    size: tuple[int, int] | None = None,
 ) -> int:
-    """Run the console against the simulators until the agent quits. Returns the exit code."""
+    """Run the console against the simulators until the agent quits. Returns the exit code.
+
+    With ``record``, run headless instead: play the scenario once, write an SVG
+    screenshot into ``record`` at every step that names a ``snapshot``, and exit.
+    """
     from pa_tui.app import make_app
 
     env = DemoEnvironment.start(patients=patients, seed=seed, scenario=scenario or "walkthrough", speed=speed)
     try:
         app = make_app(settings, env.backends())
-        result = app.run()
-        return int(result or 0)
+        if record is None:
+            return int(app.run() or 0)
+        return _record(app, env, Path(record), size or (160, 48))
     finally:
         env.stop()
+
+
+def _record(app: Any, env: DemoEnvironment, folder: Path, size: tuple[int, int]) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    assert env.runner is not None
+    env.runner.rounds = 1
+    taken: list[Path] = []
+
+    async def snapshot(name: str) -> None:
+        path = folder / f"{len(taken) + 1:02d}-{name}.svg"
+        await asyncio.to_thread(app.call_from_thread, app.save_screenshot, path.name, str(folder))
+        taken.append(path)
+
+    def finished() -> None:
+        app.call_from_thread(app.exit, 0)
+
+    env.runner.snapshot = snapshot
+    env.on_finished = finished
+    code = int(app.run(headless=True, size=size) or 0)
+    for path in taken:
+        print(path)
+    if not taken:
+        print(f"pa-tui: scenario '{env.scenario.name if env.scenario else '?'}' marks no snapshot steps")
+    return code

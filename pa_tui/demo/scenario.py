@@ -9,7 +9,7 @@ A scenario is TOML::
     action = "ring"     # ring | answer | hangup | status
     call = "first"      # a label later steps use to refer to this call
     caller = "single"   # single | household | unknown | withheld | an explicit number
-    to = "agent"        # agent (the demo agent) | callcenter:<name or id> | user:<id>
+    to = "agent"        # agent (the demo agent) | callcenter:<name or id> | user:<name or id>
 
 The runner resolves "single"/"household" to real numbers of the synthetic
 population, so every demo rings from a patient the FHIR sandbox knows.
@@ -29,7 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 log = logging.getLogger(__name__)
 
-Action = Literal["ring", "answer", "hangup", "status"]
+Action = Literal[
+    "ring",  # an inbound call: caller, to
+    "answer",  # call, to (the answering agent; default: the one it rings)
+    "hangup",  # call
+    "status",  # to, status, reason: a duty-status change
+    "drop-websocket",  # fault: every event stream connection drops
+    "ehr-down",  # fault: the FHIR server answers 503
+    "ehr-up",  # the FHIR server recovers (and its latency resets)
+    "ehr-slow",  # fault: every FHIR request takes `seconds`
+]
 
 
 class ScenarioError(ValueError):
@@ -46,6 +55,9 @@ class Step(BaseModel):
     to: str = "agent"
     status: str | None = None
     reason: str | None = None
+    seconds: float = Field(default=2.0, ge=0, le=120)
+    snapshot: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    settle: float = Field(default=1.5, ge=0, le=30)  # real seconds before the snapshot is taken
 
     @model_validator(mode="after")
     def _needs(self) -> Step:
@@ -55,6 +67,8 @@ class Step(BaseModel):
             raise ValueError("a 'ring' step needs a 'caller'")
         if self.action == "status" and not self.status:
             raise ValueError("a 'status' step needs a 'status'")
+        if self.action == "answer" and self.to.startswith("callcenter:"):
+            raise ValueError("an 'answer' step is answered by an agent: to = \"agent\" or \"user:<id>\"")
         return self
 
 
@@ -129,6 +143,15 @@ class TelephonyDriver(Protocol):
 
     async def set_duty_status(self, user_id: str, status: str, reason: str | None = None) -> None: ...
 
+    async def drop_websockets(self) -> int: ...
+
+
+class EhrFaults(Protocol):
+    """The FHIR sandbox's fault knobs."""
+
+    latency: float
+    down: bool
+
 
 class CallerSource(Protocol):
     def single_caller_numbers(self) -> list[str]: ...
@@ -145,8 +168,12 @@ class ScenarioRunner:
     callers: CallerSource
     agent_id: str
     call_centers: dict[str, str] = field(default_factory=dict)  # name (lower) -> id
+    agents: dict[str, str] = field(default_factory=dict)  # name (lower) -> id
+    ehr: EhrFaults | None = None
     speed: float = 1.0
     ready: Any = None  # an awaitable factory: wait until the console listens
+    snapshot: Any = None  # async callable(name): take a screenshot (for --record)
+    rounds: int | None = None  # stop a looping scenario after this many rounds
     _calls: dict[str, str] = field(default_factory=dict)
     _cursor: dict[str, int] = field(default_factory=dict)
     _unknown_counter: int = 0
@@ -155,6 +182,7 @@ class ScenarioRunner:
     async def run(self) -> None:
         if self.ready is not None:
             await self.ready()
+        rounds = 0
         while True:
             start = asyncio.get_running_loop().time()
             for step in self.scenario.steps:
@@ -166,7 +194,11 @@ class ScenarioRunner:
                 except Exception:  # a scenario step must never kill the simulators
                     log.warning("scenario step %s (%s) failed", self.steps_done + 1, step.action, exc_info=True)
                 self.steps_done += 1
-            if not self.scenario.loop:
+                if step.snapshot and self.snapshot is not None:
+                    await asyncio.sleep(step.settle)
+                    await self.snapshot(step.snapshot)
+            rounds += 1
+            if not self.scenario.loop or (self.rounds is not None and rounds >= self.rounds):
                 return
             await asyncio.sleep(4.0 / self.speed)
 
@@ -185,13 +217,20 @@ class ScenarioRunner:
         elif step.action == "status":
             user_id, _ = self._target(step.to)
             await self.telephony.set_duty_status(user_id or self.agent_id, step.status or "", step.reason)
+        elif step.action == "drop-websocket":
+            await self.telephony.drop_websockets()
+        elif step.action in ("ehr-down", "ehr-up", "ehr-slow"):
+            if self.ehr is None:
+                raise ScenarioError(f"'{step.action}' needs the FHIR sandbox")
+            self.ehr.down = step.action == "ehr-down"
+            self.ehr.latency = step.seconds if step.action == "ehr-slow" else 0.0
 
     def _target(self, to: str) -> tuple[str | None, str | None]:
         if to == "agent":
             return self.agent_id, None
         kind, _, value = to.partition(":")
         if kind == "user":
-            return value, None
+            return self.agents.get(value.lower(), value), None
         if kind == "callcenter":
             return None, self.call_centers.get(value.lower(), value)
         raise ScenarioError(f"unknown call target '{to}' (agent, user:<id> or callcenter:<name>)")
