@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+SLOW_EHR_SECONDS = 2.0
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -74,6 +76,8 @@ class PaTuiApp(App[int]):
         self.focused_call_id: str | None = None
         self.matches: dict[str, Any] = {}
         self.lookups_started: set[str] = set()
+        self.lookup_started_at: dict[str, datetime] = {}
+        self.problems: dict[str, str] = {}  # area -> one line; insertion order = age
         self.home = ConsoleScreen()
         self._closed = False
 
@@ -104,6 +108,12 @@ class PaTuiApp(App[int]):
         now = self.clock()
         self.home.now = now
         self.home.today = now.astimezone().date() if now.tzinfo else now.date()
+        if self.lookup_started_at:
+            waited = (now - min(self.lookup_started_at.values())).total_seconds()
+            if waited >= SLOW_EHR_SECONDS:
+                self._set_problem(
+                    "ehr-slow", f"EHR is slow: still waiting after {waited:.0f} s — the card fills in when it answers"
+                )
 
     # ------------------------------------------------------------------ workers
     @work(group="dialpad-agent", exit_on_error=False, description="Load the agent and their status")
@@ -144,11 +154,12 @@ class PaTuiApp(App[int]):
             return
         error = event.worker.error
         group = event.worker.group
+        area = "dialpad" if group.startswith("dialpad") else "ehr" if group.startswith("ehr") else "app"
         if isinstance(error, BackendError):
-            self._show_problem(str(error))
+            self._set_problem(area, str(error))
             log.warning("worker %s failed: %s", group, error.title)
         else:
-            self._show_problem(f"Internal error in {group}: {type(error).__name__} — see the log file")
+            self._set_problem("app", f"Internal error in {group}: {type(error).__name__} — see the log file")
             log.error("worker %s crashed", group, exc_info=error)
 
     # ------------------------------------------------------------------ messages
@@ -170,17 +181,16 @@ class PaTuiApp(App[int]):
         state = message.state
         self.home.connection = state
         if state.status is LinkStatus.CONNECTED:
-            if self.home.problem.startswith("Dialpad"):
-                self.home.problem = ""
+            self._clear_problem("dialpad")
             self._log("dialpad  event stream connected")
         elif state.status in (LinkStatus.RECONNECTING, LinkStatus.AUTH_FAILED):
-            self._show_problem(f"Dialpad: {state.detail}" if state.detail else "Dialpad: reconnecting")
+            self._set_problem("dialpad", f"Dialpad: {state.detail}" if state.detail else "Dialpad: reconnecting")
             self._log(f"dialpad  {state.status.value}")
 
     def on_stream_noticed(self, message: StreamNoticed) -> None:
         self._log(f"dialpad  {message.notice.text}")
         if message.notice.serious:
-            self._show_problem(message.notice.text)
+            self._set_problem("dialpad-frames", message.notice.text)
 
     def on_call_event_received(self, message: CallEventReceived) -> None:
         event = message.event
@@ -195,11 +205,15 @@ class PaTuiApp(App[int]):
             and call.phase is not CallPhase.ENDED
         ):
             self.lookups_started.add(call.id)
+            self.lookup_started_at[call.id] = self.clock()
             self.identify_caller(call.id, call.ani)
         self._refocus(call)
 
     def on_caller_identified(self, message: CallerIdentified) -> None:
         self.matches[message.call_id] = message.match
+        self.lookup_started_at.pop(message.call_id, None)
+        self._clear_problem("ehr-slow")
+        self._clear_problem("ehr")
         log.info("call %s caller match: %s (%d)", message.call_id, message.match.kind, len(message.match.candidates))
         if message.call_id == self.focused_call_id:
             self.home.match = message.match
@@ -210,7 +224,9 @@ class PaTuiApp(App[int]):
         if message.call_id == self.focused_call_id:
             self.home.lookup_error = str(message.error)
             self.home.lookup = LookupState.FAILED
-        self._show_problem(f"EHR: {message.error}")
+        self.lookup_started_at.pop(message.call_id, None)
+        self._clear_problem("ehr-slow")
+        self._set_problem("ehr", f"EHR: {message.error}")
 
     # ------------------------------------------------------------------ helpers
     def _refocus(self, changed: Call) -> None:
@@ -239,8 +255,15 @@ class PaTuiApp(App[int]):
         self.home.call = focus
         self.home.other_calls = sum(1 for c in self.book.active() if c.id != focus.id)
 
-    def _show_problem(self, text: str) -> None:
+    def _set_problem(self, area: str, text: str) -> None:
+        """Raise the banner for ``area``; the newest problem shows until its area recovers."""
+        self.problems.pop(area, None)
+        self.problems[area] = text
         self.home.problem = text
+
+    def _clear_problem(self, area: str) -> None:
+        if self.problems.pop(area, None) is not None:
+            self.home.problem = next(reversed(self.problems.values()), "")
 
     def _log(self, line: str) -> None:
         stamp = self.clock().astimezone().strftime("%H:%M:%S")

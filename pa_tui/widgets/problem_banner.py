@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 class ProblemBanner(Static):
     DEFAULT_CSS = """
-    ProblemBanner { height: auto; width: 1fr; display: none; }
+    ProblemBanner { height: 1; width: 1fr; display: none; }
     ProblemBanner.-shown { display: block; }
     """
 
@@ -19,7 +19,7 @@ class ProblemBanner(Static):
         self.set_class(bool(problem), "-shown")
 
     def render(self) -> Text:
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         if self.problem:
             text.append(" ⚠ ", style="bold reverse")
             text.append(" " + self.problem)

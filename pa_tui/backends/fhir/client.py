@@ -365,8 +365,7 @@ class FhirClient:
             return _Retryable(
                 Unavailable(
                     f"EHR is not answering: {ehr} reported a server error ({status}){suffix}",
-                    "The EHR's FHIR service has a problem; pa-tui retried. Keep working and try again shortly, "
-                    "or check the EHR's status page",
+                    "pa-tui retried; keep working and try again shortly, or check the EHR's status page",
                     status=status,
                 )
             )
