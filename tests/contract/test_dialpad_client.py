@@ -189,15 +189,17 @@ async def test_429_with_a_long_retry_after_goes_back_to_the_caller(dialpad_env) 
     assert len(dialpad_env.sim.requests) == 1
 
 
-async def test_writes_are_never_retried(dialpad_env) -> None:
+async def test_creating_writes_are_never_retried_setting_writes_are(dialpad_env) -> None:
+    """A POST creates something (a websocket here; a call, a transfer…): never sent twice.
+    A PATCH sets a state: repeating it is safe, so it is retried after Retry-After."""
     await dialpad_env.run(dialpad_env.sim.inject_fault(503, method="POST", times=3))
     await dialpad_env.run(dialpad_env.sim.inject_fault(429, method="PATCH", retry_after=0.01))
     async with dialpad_env.client() as client:
         with pytest.raises(Unavailable):
             await client.create_websocket("secret-0123456789abcdef0123456789")
-        with pytest.raises(RateLimited):
-            await client.set_duty_status(dialpad_env.agent_ids[0], False)
-    assert [(r.method, r.status) for r in dialpad_env.sim.requests] == [("POST", 503), ("PATCH", 429)]
+        info = await client.set_duty_status(dialpad_env.agent_ids[0], False)
+    assert info.on_duty is False
+    assert [(r.method, r.status) for r in dialpad_env.sim.requests] == [("POST", 503), ("PATCH", 429), ("PATCH", 200)]
 
 
 async def test_5xx_on_a_get_is_retried_with_backoff(dialpad_env) -> None:

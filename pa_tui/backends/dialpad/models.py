@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from pa_tui.backends.dialpad.events import ms_to_datetime, parse_id
+from pa_tui.backends.dialpad.events import EventParseError, ms_to_datetime, parse_id, parse_payload
 from pa_tui.domain.agents import DutyStatus
+from pa_tui.domain.calls import CallEvent
 
 
 def _str(raw: object) -> str | None:
@@ -218,10 +219,163 @@ class DutyStatusInfo(BaseModel):
         )
 
 
+def _int(raw: object) -> int | None:
+    """An int64 sent as a JSON number or a string of digits."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw.strip())
+    return None
+
+
+def _float(raw: object) -> float | None:
+    if isinstance(raw, bool) or raw is None:
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            return None
+    return None
+
+
+class DialpadWebhook(BaseModel):
+    """A webhook event endpoint (``schemas.webhook.WebhookProto``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    hook_url: str | None = None
+    secret: SecretStr | None = None
+    signature_algo: str | None = None
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> DialpadWebhook:
+        hook_id = parse_id(raw.get("id"))
+        if hook_id is None:
+            raise ValueError("webhook without an id")
+        signature = raw.get("signature") if isinstance(raw.get("signature"), Mapping) else {}
+        secret = signature.get("secret") if isinstance(signature.get("secret"), str) else None
+        return cls(
+            id=hook_id,
+            hook_url=_str(raw.get("hook_url")),
+            secret=SecretStr(secret) if secret else None,
+            signature_algo=_str(signature.get("algo")),
+        )
+
+
+class DialpadCall(BaseModel):
+    """One call leg as ``GET /api/v2/call/{id}`` reports it (``schemas.call.CallProto``).
+
+    ``event`` is the same normalised view an event frame would give, so the
+    console folds a looked-up call exactly like a streamed one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event: CallEvent
+    operator_call_id: str | None = None
+    duration_ms: float | None = None
+    total_duration_ms: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.event.call_id
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> DialpadCall:
+        try:
+            event = parse_payload({**raw, "call_id": raw.get("call_id")})
+        except EventParseError as exc:
+            raise ValueError(exc.title) from None
+        if not isinstance(event, CallEvent):  # pragma: no cover - a call_id makes it a call event
+            raise ValueError("not a call")
+        return cls(
+            event=event,
+            operator_call_id=parse_id(raw.get("operator_call_id")) or None,
+            duration_ms=_float(raw.get("duration")),
+            total_duration_ms=_float(raw.get("total_duration")),
+        )
+
+
+class TransferResult(BaseModel):
+    """What ``POST /api/v2/call/{id}/transfer`` answered (``schemas.call.TransferredCallProto``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str | None = None
+    transferred_to_number: str | None = None
+    transferred_to_state: str | None = None
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> TransferResult:
+        return cls(
+            call_id=parse_id(raw.get("call_id")),
+            transferred_to_number=_str(raw.get("transferred_to_number")),
+            transferred_to_state=_str(raw.get("transferred_to_state")),
+        )
+
+
+class CallCenterStatus(BaseModel):
+    """A call center's live status (``schemas.group.CallCenterStatusProto``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_center_id: str
+    availability: str | None = None  # open, closed, holiday_open, holiday_closed
+    availability_name: str | None = None
+    capacity: int | None = None  # available operators
+    longest_wait_seconds: int | None = None
+    on_duty_operators: int | None = None
+    pending: int | None = None  # calls waiting in the queue
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any], call_center_id: str) -> CallCenterStatus:
+        availability = raw.get("availability") if isinstance(raw.get("availability"), Mapping) else {}
+        return cls(
+            call_center_id=call_center_id,
+            availability=_str(availability.get("status")),
+            availability_name=_str(availability.get("name")),
+            capacity=_int(raw.get("capacity")),
+            longest_wait_seconds=_int(raw.get("longest_call_wait_time")),
+            on_duty_operators=_int(raw.get("on_duty_operators")),
+            pending=_int(raw.get("pending")),
+        )
+
+
+class UserStatus(BaseModel):
+    """A user's status message (``schemas.user.SetStatusProto``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    status_message: str | None = None
+    expiration: int | None = None  # seconds; None: no expiry
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any], user_id: str) -> UserStatus:
+        return cls(
+            user_id=parse_id(raw.get("id")) or user_id,
+            status_message=raw.get("status_message") if isinstance(raw.get("status_message"), str) else None,
+            expiration=_int(raw.get("expiration")),
+        )
+
+
 __all__ = [
     "AgentStatusSubscription",
+    "CallCenterStatus",
     "CallSubscription",
+    "DialpadCall",
     "DialpadUser",
+    "DialpadWebhook",
     "DialpadWebsocket",
     "DutyStatusInfo",
+    "TransferResult",
+    "UserStatus",
 ]
