@@ -184,7 +184,7 @@ async def test_events_reach_only_matching_subscriptions(dialpad_env, dialpad_key
     await dialpad_env.run(sim.hangup(call_id))
 
     got_avery = await frames(avery_ws)
-    assert [p["state"] for p in got_avery] == ["ringing", "connected", "hangup"]
+    assert [p["state"] for p in got_avery] == ["ringing", "connected", "hangup", "postcall"]
     assert {p["target"]["id"] for p in got_avery} == {int(avery)}
     assert [p["state"] for p in await frames(jordan_ws)] == ["ringing", "hangup"]  # offered, then withdrawn
     got_hangups = await frames(hangups)

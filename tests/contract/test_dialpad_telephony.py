@@ -105,11 +105,11 @@ async def test_ring_answer_hangup_reach_the_agent(dialpad_env) -> None:
     await dialpad_env.run(sim.answer(call_id, avery))
     await rec.wait(lambda: rec.calls(CallState.CONNECTED))
     await dialpad_env.run(sim.hangup(call_id))
-    await rec.wait(lambda: rec.calls(CallState.HANGUP) and len(rec.agent_events) >= 2)
+    await rec.wait(lambda: rec.calls(CallState.POSTCALL) and len(rec.agent_events) >= 2)
     await rec.stop()
 
     events = rec.calls()
-    assert [e.state for e in events] == [CallState.RINGING, CallState.CONNECTED, CallState.HANGUP]
+    assert [e.state for e in events] == [CallState.RINGING, CallState.CONNECTED, CallState.HANGUP, CallState.POSTCALL]
     assert {e.key for e in events} == {call_id}  # every leg folds onto the entry-point call
     assert {e.target.id for e in events if e.target} == {avery}  # only this agent's leg
     assert all(isinstance(e.external_number, PhoneNumber) and e.external_number.e164 == CALLER for e in events)
@@ -171,9 +171,15 @@ async def test_dropped_connection_reconnects_and_continues(dialpad_env) -> None:
 
     await dialpad_env.run(sim.answer(call_id))
     await dialpad_env.run(sim.hangup(call_id))
-    await rec.wait(lambda: rec.calls(CallState.HANGUP))
+    await rec.wait(lambda: rec.calls(CallState.POSTCALL))
     await rec.stop()
-    assert [e.state for e in rec.calls()] == [CallState.PREANSWER, CallState.RINGING, CallState.CONNECTED, CallState.HANGUP]
+    assert [e.state for e in rec.calls()] == [
+        CallState.PREANSWER,
+        CallState.RINGING,
+        CallState.CONNECTED,
+        CallState.HANGUP,
+        CallState.POSTCALL,
+    ]
     # Resubscribing after the drop found the existing subscriptions: nothing duplicated.
     async with dialpad_env.client() as client:
         assert len(await client.list_call_subscriptions()) == 1

@@ -19,7 +19,14 @@ from pa_tui.demo.dialpad_sim.roster import (
     SimCallCenter,
     default_roster,
 )
-from pa_tui.demo.dialpad_sim.simulator import DialpadSimulator, RecordedRequest, SimApiError, SimCallInfo, SimLeg
+from pa_tui.demo.dialpad_sim.simulator import (
+    DialpadSimulator,
+    RecordedRequest,
+    SimApiError,
+    SimCallback,
+    SimCallInfo,
+    SimLeg,
+)
 
 __all__ = [
     "BILLING_ID",
@@ -32,6 +39,7 @@ __all__ = [
     "SimApiError",
     "SimCallCenter",
     "SimCallInfo",
+    "SimCallback",
     "SimLeg",
     "default_roster",
 ]
