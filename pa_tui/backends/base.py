@@ -7,7 +7,7 @@ written for the agent. Messages never contain a secret or PHI.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -148,6 +148,14 @@ class Telephony(Protocol):
     async def call_centers(self) -> list[CallCenter]: ...
 
     async def get_call(self, call_id: str) -> Call | None: ...
+
+    async def set_wrapup_labels(self, call_id: str, labels: Sequence[str]) -> None:
+        """Set the call's wrap-up codes (Dialpad call labels)."""
+        ...
+
+    async def request_callback(self, call_center_id: str, number: PhoneNumber) -> int | None:
+        """Queue a call back to ``number`` in the call center; returns its place in the queue if known."""
+        ...
 
     def mini_dialer_url(self) -> str | None: ...
 

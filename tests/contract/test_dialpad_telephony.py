@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from pa_tui.backends.base import ConnectionState, LinkStatus, NotSupported, Telephony
+from pa_tui.backends.base import ConnectionState, LinkStatus, Telephony
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
 from pa_tui.demo.dialpad_sim import SCHEDULING_ID
 from pa_tui.domain.agents import AgentStatusEvent, DutyStatus
 from pa_tui.domain.calls import CallBook, CallEvent, CallState
-from pa_tui.domain.phones import PhoneNumber
+from pa_tui.domain.phones import PhoneNumber, parse_phone
 
 CALLER = "+14155550199"
 
@@ -84,9 +84,8 @@ async def test_is_a_telephony_and_answers_requests(dialpad_env) -> None:
     assert status.status is DutyStatus.UNAVAILABLE and status.reason == "Lunch"
     assert [c.name for c in await telephony.call_centers()] == ["Scheduling", "Billing & Insurance"]
     assert telephony.mini_dialer_url() == "https://dialpad.com/apps/abc123"
-    with pytest.raises(NotSupported) as info:
-        await telephony.dial(me.id, me.phone)
-    assert info.value.title and info.value.fix
+    call_id = await telephony.dial(me.id, parse_phone("+14155550123"))
+    assert dialpad_env.sim.call_info(call_id).direction == "outbound"
     await telephony.aclose()
     sandbox = make_telephony(dialpad_env, mini_dialer_client_id="abc123", sandbox=True)
     assert sandbox.mini_dialer_url() == "https://sandbox.dialpad.com/apps/abc123"

@@ -15,7 +15,25 @@ The live path is :meth:`DialpadTelephony.events`. It
    domain events. Identical frames (seen on two connections while they
    overlap, or re-sent after a reconnect) are yielded once. A frame that
    cannot be parsed is logged, without PHI, and skipped. A rejected API key
-   ends the stream with ``AUTH_FAILED`` and the fix.
+   ends the stream with ``AUTH_FAILED`` and the fix;
+6. after every (re)connection, reconciles the calls the console believes
+   active (:meth:`DialpadTelephony.reconcile`): one ``GET /call/{id}`` each,
+   most recent first, within Dialpad's 10-a-minute budget (the rest later).
+   A call that ended while the stream was down is reported ended by a
+   synthetic ``hangup`` event; a call that started meanwhile shows up with its
+   next event.
+
+Webhook mode (``event_mode="webhook"``) sets up (or reuses) a webhook at
+``webhook_url`` with the secret the inbound listener verifies, subscribes it
+the same way, and reads events from the ``asyncio.Queue`` the App feeds from
+the listener (domain events, or raw frames it decodes itself).
+
+The rest of the :class:`~pa_tui.backends.base.Telephony` protocol is REST:
+dial, transfer (``custom_data`` carries pa-tui's hand-off reference), hang up,
+duty status, screen pop, wrap-up labels, callback requests, the transfer list
+(cached briefly: users with their duty status, call centers with their queue)
+and looking up a call. Every request is within the client's rate budgets;
+call state is never polled.
 """
 
 from __future__ import annotations
@@ -29,7 +47,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -44,10 +62,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from pa_tui.backends.base import (
     AuthError,
     BackendError,
+    BadRequest,
     ConnectionState,
     LinkStatus,
     NotFound,
-    NotSupported,
     PermissionDenied,
     RateLimited,
     StreamNotice,
@@ -55,12 +73,12 @@ from pa_tui.backends.base import (
     TransferTarget,
     Unavailable,
 )
-from pa_tui.backends.dialpad.client import AUTH_FIX, DialpadClient
+from pa_tui.backends.dialpad.client import AUTH_FIX, TRANSFER_STATES, BudgetExhausted, DialpadClient, TransferState
 from pa_tui.backends.dialpad.events import EventParseError, ParseFailure, parse_frame
-from pa_tui.backends.dialpad.models import DialpadWebsocket
-from pa_tui.domain.agents import Agent, AgentStatus, CallCenter, DutyStatus
-from pa_tui.domain.calls import Call
-from pa_tui.domain.phones import PhoneNumber, try_parse_phone
+from pa_tui.backends.dialpad.models import CallSubscription, DialpadCall, DialpadWebhook, DialpadWebsocket
+from pa_tui.domain.agents import Agent, AgentStatus, AgentStatusEvent, CallCenter, DutyStatus
+from pa_tui.domain.calls import Call, CallBook, CallEvent, CallPhase, CallState, PartyType, fold
+from pa_tui.domain.phones import PhoneNumber, PhoneNumberError, parse_phone, try_parse_phone
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +140,20 @@ class _Closed:
     code: int | None
 
 
+@dataclass(frozen=True)
+class _Synthetic:
+    """An event pa-tui made up from what Dialpad's REST API says (reconciliation)."""
+
+    event: CallEvent
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    """Something the App handed over from the webhook listener."""
+
+    item: Any
+
+
 _STOP: Final = object()
 _REFRESH: Final = object()
 
@@ -151,7 +183,20 @@ _SERIOUS_FAILURES = frozenset(
 
 
 class DialpadTelephony:
-    """Dialpad as the console's telephony. Owns ``client`` and closes it in :meth:`aclose`."""
+    """Dialpad as the console's telephony. Owns ``client`` and closes it in :meth:`aclose`.
+
+    Event delivery: ``event_mode="websocket"`` (default) or ``"webhook"`` with
+    ``webhook_url`` (where Dialpad should POST; the inbound listener's
+    ``/dialpad/events``), ``webhook_secret`` (the secret that listener verifies
+    with; generated when not given, see :attr:`webhook_secret`) and
+    ``webhook_events`` (the queue the App feeds with what the listener parsed).
+
+    ``active_calls``: returns the ids of the calls the console believes active,
+    most recent first; they are reconciled after every reconnect.
+    ``saved_state``: what :meth:`saved_state` returned last run; its
+    websocket / webhook is reused, and if the user or the API key changed,
+    :meth:`cleanup_stale` runs once during setup.
+    """
 
     def __init__(
         self,
@@ -173,18 +218,50 @@ class DialpadTelephony:
         ping_interval: float | None = 20.0,
         dedupe_size: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        event_mode: Literal["websocket", "webhook"] = "websocket",
+        webhook_url: str | None = None,
+        webhook_id: str | None = None,
+        webhook_secret: str | SecretStr | None = None,
+        webhook_events: asyncio.Queue[Any] | None = None,
+        active_calls: Callable[[], Sequence[str]] | None = None,
+        saved_state: Mapping[str, Any] | None = None,
+        outbound_caller_id: str | None = None,
+        transfer_state: TransferState | None = None,
+        targets_ttl: float = 15.0,
+        reconcile_on_connect: bool = True,
     ) -> None:
         if subscription_scope not in ("user", "company"):
             raise ValueError("subscription_scope must be 'user' or 'company'")
         if not str(user_id).strip():
             raise ValueError("user_id is required")
+        if event_mode not in ("websocket", "webhook"):
+            raise ValueError("event_mode must be 'websocket' or 'webhook'")
+        if event_mode == "webhook":
+            if not webhook_url or urlsplit(webhook_url).scheme not in ("http", "https"):
+                raise ValueError("webhook mode needs webhook_url, an http(s) URL Dialpad can reach")
+            if webhook_events is None:
+                raise ValueError("webhook mode needs webhook_events, the queue the inbound listener feeds")
+        if transfer_state is not None and transfer_state not in TRANSFER_STATES:
+            raise ValueError(f"transfer_state must be one of {', '.join(TRANSFER_STATES)}")
+        saved = dict(saved_state or {})
         self._client = client
         self.user_id = str(user_id).strip()
         self.subscription_scope = subscription_scope
+        self.event_mode = event_mode
         self._secret_factory = secret_factory
         self._mini_dialer_client_id = mini_dialer_client_id
         self._sandbox = sandbox
-        self._websocket_id = websocket_id
+        self._websocket_id = websocket_id or _saved_id(saved.get("websocket_id"))
+        self._webhook_id = webhook_id or _saved_id(saved.get("webhook_id"))
+        self._webhook_url = webhook_url
+        self._webhook_secret = (
+            webhook_secret
+            if isinstance(webhook_secret, SecretStr)
+            else SecretStr(webhook_secret or secret_factory())
+            if event_mode == "webhook"
+            else None
+        )
+        self._webhook_events = webhook_events
         self._call_states = tuple(call_states) if call_states else None
         self._agent_status_events = agent_status_events
         self._keep_websocket = keep_websocket
@@ -195,14 +272,29 @@ class DialpadTelephony:
         self._ping_interval = ping_interval
         self._dedupe_size = max(16, dedupe_size)
         self._clock = clock
+        self._active_calls = active_calls
+        self._outbound_caller_id = outbound_caller_id
+        self._transfer_state = transfer_state
+        self._targets_ttl = max(0.0, targets_ttl)
+        self._reconcile_on_connect = reconcile_on_connect
+
+        # A different user or key than last run: pa-tui's old subscriptions are stale.
+        self._stale_check = bool(saved) and (
+            _saved_id(saved.get("user_id")) not in (None, self.user_id)
+            or saved.get("key_id") not in (None, client.key_id)
+            or saved.get("subscription_scope") not in (None, subscription_scope)
+        )
+        self._stale_websockets = [w for w in (_saved_id(saved.get("websocket_id")),) if w] if self._stale_check else []
 
         self._me: Agent | None = None
         self._secret: SecretStr | None = None
         self._url: SecretStr | None = None
         self._url_lifetime = DOCUMENTED_URL_LIFETIME
         self._url_expires_mono = 0.0
+        self._url_taken_mono: float | None = None
         self._url_expires_at: datetime | None = None
         self._created_websocket = False
+        self._created_webhook = False
         self._created_call_subs: list[str] = []
         self._created_agent_subs: list[str] = []
         self._notes: dict[str, str] = {}
@@ -210,20 +302,52 @@ class DialpadTelephony:
         self._link_ids = 0
         self._retiring: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[Any] | None = None
+        self._pending: list[CallEvent] = []  # synthetic events made while no stream was running
         self._refresh_handle: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._closed = False
         self._streaming = False
         self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._book = CallBook(max_ended=200)  # what this console has seen, for leg look-ups and reconciling
+        self._reconcile_backlog: list[str] = []
+        self._reconcile_handle: asyncio.TimerHandle | None = None
+        self._reconcile_lock = asyncio.Lock()
+        self._targets: tuple[float, list[TransferTarget]] | None = None
+        self._targets_lock = asyncio.Lock()
+        self._last_state: ConnectionState | None = None
+        self._last_event_at: datetime | None = None
+        self._events_seen = 0
+        self._duplicates = 0
         self.reconnects = 0  # connections opened after the first (refreshes and recoveries)
 
     def __repr__(self) -> str:
-        return f"DialpadTelephony(user_id={self.user_id!r}, scope={self.subscription_scope!r})"
+        return f"DialpadTelephony(user_id={self.user_id!r}, scope={self.subscription_scope!r}, mode={self.event_mode!r})"
 
     @property
     def websocket_id(self) -> str | None:
         """The websocket in use; store it so the next start reuses it rather than creating another."""
         return self._websocket_id
+
+    @property
+    def webhook_id(self) -> str | None:
+        """The webhook in use (webhook mode)."""
+        return self._webhook_id
+
+    @property
+    def webhook_secret(self) -> SecretStr | None:
+        """The secret Dialpad signs webhook events with; give the same one to the inbound listener."""
+        return self._webhook_secret
+
+    def saved_state(self) -> dict[str, str | None]:
+        """What to keep for the next start (no secrets: the key appears only as a one-way fingerprint)."""
+        return {
+            "websocket_id": self._websocket_id,
+            "webhook_id": self._webhook_id,
+            "user_id": self.user_id,
+            "key_id": self._client.key_id,
+            "subscription_scope": self.subscription_scope,
+        }
 
     # ================================================================== request/response
     async def me(self) -> Agent:
@@ -256,6 +380,10 @@ class DialpadTelephony:
     async def set_status(self, agent_id: str, *, on_duty: bool, reason: str | None = None) -> None:
         await self._client.set_duty_status(agent_id, on_duty, reason)
 
+    async def set_status_message(self, agent_id: str, message: str, *, expiration: int | None = None) -> None:
+        """The agent's Dialpad status message (``expiration`` in seconds)."""
+        await self._client.set_user_status(agent_id, message, expiration=expiration)
+
     async def call_centers(self) -> list[CallCenter]:
         return await self._client.list_call_centers()
 
@@ -265,24 +393,362 @@ class DialpadTelephony:
         host = "https://sandbox.dialpad.com" if self._sandbox else "https://dialpad.com"
         return f"{host}/apps/{quote(self._mini_dialer_client_id.strip(), safe='')}"
 
-    # Completed by the full Dialpad issue; the console shows the title and fix meanwhile.
-    async def dial(self, agent_id: str, number: PhoneNumber, *, custom_data: str | None = None) -> str:
-        raise _not_yet("Dialling from pa-tui")
+    async def dial(
+        self,
+        agent_id: str,
+        number: PhoneNumber,
+        *,
+        custom_data: str | None = None,
+        outbound_caller_id: str | None = None,
+        call_center_id: str | None = None,
+    ) -> str:
+        """Ring the agent's Dialpad devices and dial ``number``. Returns the call id.
+
+        At most 5 a minute (Dialpad's limit): a sixth raises ``RateLimited`` before anything is sent.
+        ``call_center_id``: place the call as that call center (its number is shown).
+        """
+        if not isinstance(number, PhoneNumber):
+            raise BadRequest("There is no number to call", "Type the number to call, with its area code.")
+        return await self._client.initiate_call(
+            agent_id,
+            number.e164,
+            outbound_caller_id=outbound_caller_id or self._outbound_caller_id,
+            group_id=call_center_id,
+            group_type="callcenter" if call_center_id else None,
+            custom_data=custom_data,
+        )
 
     async def transfer(self, call_id: str, target: TransferTarget, *, custom_data: str | None = None) -> None:
-        raise _not_yet("Transferring from pa-tui")
+        """Hand the call to a user, a call center or a number; ``custom_data`` (pa-tui's hand-off
+        reference) travels with the call's events to the receiving console."""
+        leg = self._own_leg(call_id)
+        kwargs: dict[str, Any] = {"transfer_state": self._transfer_state, "custom_data": custom_data}
+        if target.kind == "user":
+            kwargs["user_id"] = target.id
+        elif target.kind == "callcenter":
+            kwargs["call_center_id"] = target.id
+        elif target.kind == "number":
+            try:
+                parsed = parse_phone(target.id)
+            except PhoneNumberError:
+                parsed = None
+            if not isinstance(parsed, PhoneNumber):
+                raise BadRequest("The number to transfer to is not a phone number", "Check the number and try again.")
+            kwargs["number"] = parsed.e164
+        else:
+            raise BadRequest(f"pa-tui cannot transfer a call to a {target.kind!r}")
+        await self._client.transfer(leg, **kwargs)
 
     async def hangup(self, call_id: str) -> None:
-        raise _not_yet("Hanging up from pa-tui")
+        await self._client.hangup(self._own_leg(call_id))
 
     async def screen_pop(self, agent_id: str, uri: str) -> None:
-        raise _not_yet("Screen pop")
+        """Open ``uri`` (the chart) in the agent's Dialpad app. 5 a minute (Dialpad's limit)."""
+        await self._client.screen_pop(agent_id, uri)
+
+    async def set_wrapup_labels(self, call_id: str, labels: Sequence[str]) -> None:
+        """Set the call's wrap-up codes (Dialpad call labels)."""
+        await self._client.set_call_labels(self._own_leg(call_id), labels)
+
+    async def request_callback(self, call_center_id: str, number: PhoneNumber) -> int | None:
+        """Queue a call back to ``number`` in the call center; returns its place in the queue."""
+        if not isinstance(number, PhoneNumber):
+            raise BadRequest("There is no number to call back", "Type the number, with its area code.")
+        return await self._client.request_callback(call_center_id, number.e164)
 
     async def transfer_targets(self) -> list[TransferTarget]:
-        raise _not_yet("The transfer list")
+        """Colleagues with their duty status (available first) and call centers with their queue.
+
+        Cached for ``targets_ttl`` seconds so opening the transfer screen twice costs nothing.
+        """
+        async with self._targets_lock:
+            now = self._clock()
+            if self._targets is not None and now - self._targets[0] < self._targets_ttl:
+                return list(self._targets[1])
+            users = await self._client.list_users(state="active")
+            centers = await self._client.list_call_centers()
+            people: list[TransferTarget] = []
+            for user in users:
+                if user.id == self.user_id:
+                    continue
+                status = user.on_duty_status
+                if status is None and user.is_on_duty is not None:
+                    status = "available" if user.is_on_duty else "unavailable"
+                people.append(
+                    TransferTarget(
+                        kind="user",
+                        id=user.id,
+                        name=user.name,
+                        status=DutyStatus.parse(status).value if status else None,
+                    )
+                )
+            rank = {DutyStatus.AVAILABLE.value: 0, None: 2}
+            people.sort(key=lambda t: (rank.get(t.status, 1), t.name.lower()))
+            queues: list[TransferTarget] = []
+            for center in centers:
+                status = None
+                try:
+                    status = await self._client.call_center_status(center.id)
+                except (BudgetExhausted, NotFound, Unavailable) as exc:
+                    log.info("call center %s status unavailable: %s", center.id, type(exc).__name__)
+                queues.append(
+                    TransferTarget(
+                        kind="callcenter",
+                        id=center.id,
+                        name=center.name,
+                        status=status.availability if status else None,
+                        waiting=status.pending if status else None,
+                    )
+                )
+            targets = people + queues
+            self._targets = (self._clock(), targets)
+            return list(targets)
 
     async def get_call(self, call_id: str) -> Call | None:
-        raise _not_yet("Looking up a call")
+        """The call as Dialpad reports it now (``None`` if Dialpad has no such call). 10 a minute."""
+        try:
+            info = await self._client.get_call(call_id)
+        except NotFound:
+            return None
+        return fold(None, info.event)
+
+    # ================================================================== reconciliation
+    async def reconcile(self, active_call_ids: Sequence[str] | None = None) -> list[Call]:
+        """Check with Dialpad the calls the console believes active (most recent first).
+
+        ``active_call_ids`` defaults to what the ``active_calls`` callable returns; the
+        calls this telephony saw and believes active are always added. Each costs one
+        ``GET /call/{id}`` from Dialpad's 10-a-minute budget; what does not fit is
+        checked as soon as the budget allows. A call that has ended is reported by a
+        synthetic ``hangup`` event on :meth:`events` (one per leg still open); a call
+        still up whose state moved on is reported with Dialpad's current state.
+        Returns the calls checked, as this telephony now sees them.
+        """
+        ids = self._ids_to_reconcile(active_call_ids)
+        if not ids:
+            return []
+        async with self._reconcile_lock:
+            return await self._reconcile(ids)
+
+    def _ids_to_reconcile(self, given: Sequence[str] | None) -> list[str]:
+        if given is None and self._active_calls is not None:
+            try:
+                given = list(self._active_calls())
+            except Exception:  # noqa: BLE001 - the App's callable must not break the stream
+                log.warning("active_calls() failed; reconciling only the calls this stream saw", exc_info=True)
+                given = []
+        local = sorted(
+            self._book.active(), key=lambda c: c.updated_at or datetime.min.replace(tzinfo=UTC), reverse=True
+        )
+        keys: dict[str, str] = {}
+        for raw in [*(given or ()), *(c.id for c in local), *self._reconcile_backlog]:
+            cid = str(raw).strip()
+            if not cid:
+                continue
+            key = self._book.leg_index.get(cid, cid)
+            keys.setdefault(key, cid)
+        self._reconcile_backlog = []
+        return list(keys.values())
+
+    async def _reconcile(self, ids: list[str]) -> list[Call]:
+        checked: list[Call] = []
+        for index, cid in enumerate(ids):
+            try:
+                info: DialpadCall | None = await self._client.get_call(cid)
+            except BudgetExhausted as exc:
+                self._defer_reconcile(ids[index:], exc.retry_after)
+                break
+            except NotFound:
+                info = None  # Dialpad no longer knows it: it is not going on
+            except (AuthError, PermissionDenied) as exc:
+                log.warning("reconciling calls stopped: %s", exc.title)
+                break
+            except BackendError as exc:
+                log.info("reconciling calls paused: %s", exc.title)
+                self._defer_reconcile(ids[index:], self._backoff(2))
+                break
+            call = self._settle(cid, info)
+            if call is not None:
+                checked.append(call)
+        return checked
+
+    def _defer_reconcile(self, ids: list[str], delay: float) -> None:
+        self._reconcile_backlog = list(dict.fromkeys([*self._reconcile_backlog, *ids]))
+        if self._closed or self._reconcile_handle is not None:
+            return
+        log.info("%d call(s) left to reconcile in %.0f s (Dialpad's look-up budget)", len(self._reconcile_backlog), delay)
+
+        def fire() -> None:
+            self._reconcile_handle = None
+            self._spawn(self.reconcile([]))
+
+        self._reconcile_handle = asyncio.get_running_loop().call_later(max(0.05, delay), fire)
+
+    def _settle(self, cid: str, info: DialpadCall | None) -> Call | None:
+        """Compare Dialpad's view of ``cid`` with ours; publish what changed. Returns the call."""
+        key = self._book.leg_index.get(cid) or (info.event.key if info is not None else cid)
+        known = self._book.calls.get(key)
+        now = datetime.now(UTC)
+        if info is None or info.event.state.phase is CallPhase.ENDED:
+            when = (info.event.date_ended if info is not None else None) or now
+            open_legs = [leg for _, leg in (known.leg_states if known else ()) if leg.state.phase is not CallPhase.ENDED]
+            events: list[CallEvent] = []
+            if known is None or (not known.is_ended and not open_legs):
+                snapshot = info.event if info is not None else None
+                events.append(
+                    CallEvent(
+                        call_id=cid,
+                        entry_point_call_id=key,
+                        state=CallState.HANGUP,
+                        direction=snapshot.direction if snapshot else (known.direction if known else "unknown"),
+                        external_number=snapshot.external_number if snapshot else None,
+                        target=snapshot.target if snapshot else None,
+                        event_timestamp=when,
+                        date_ended=when,
+                    )
+                )
+            for leg in open_legs:
+                at = max(when, leg.at + timedelta(milliseconds=1))
+                events.append(
+                    CallEvent(
+                        call_id=leg.call_id,
+                        entry_point_call_id=key,
+                        state=CallState.HANGUP,
+                        direction=known.direction if known else "unknown",
+                        target=leg.target,
+                        event_timestamp=at,
+                        date_ended=at,
+                    )
+                )
+            for event in events:
+                self._book.apply(event)
+                self._publish(event)
+            if events:
+                log.info("call %s ended while the event stream was away; reported ended", key)
+        elif known is not None:
+            legs = dict(known.leg_states)
+            ours = legs.get(cid)
+            theirs = info.event
+            if (
+                ours is not None
+                and theirs.state.moves_lifecycle
+                and theirs.state is not ours.state
+                and theirs.event_timestamp > ours.at
+            ):
+                self._book.apply(theirs)
+                self._publish(theirs)
+        call = self._book.calls.get(key)
+        if call is None and info is not None:
+            call = fold(None, info.event)
+        return call
+
+    def _publish(self, event: CallEvent) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait(_Synthetic(event))
+        else:
+            self._pending.append(event)
+
+    def _own_leg(self, call_id: str) -> str:
+        """The leg of ``call_id`` this agent is on (what Dialpad's call actions expect), else ``call_id``."""
+        key = self._book.leg_index.get(str(call_id))
+        call = self._book.calls.get(key) if key else None
+        if call is None:
+            return str(call_id)
+        mine = [
+            leg
+            for _, leg in call.leg_states
+            if leg.target is not None
+            and leg.target.type is PartyType.USER
+            and leg.target.id == self.user_id
+            and leg.state.phase is not CallPhase.ENDED
+        ]
+        return max(mine, key=lambda leg: leg.at).call_id if mine else str(call_id)
+
+    # ================================================================== housekeeping
+    async def cleanup_stale(
+        self, *, websocket_ids: Sequence[str] = (), webhook_ids: Sequence[str] = ()
+    ) -> dict[str, list[str]]:
+        """Delete what pa-tui no longer needs: on its own endpoint, subscriptions for another user or
+        scope (the user id changed) and duplicates; and the listed old websockets / webhooks (made
+        with a previous key or user). Returns the ids deleted, by kind."""
+        removed: dict[str, list[str]] = {"call_subscriptions": [], "agent_status_subscriptions": [], "websockets": [], "webhooks": []}
+        endpoint = self._webhook_id if self.event_mode == "webhook" else self._websocket_id
+        if endpoint:
+            kept = False
+            for sub in await self._client.list_call_subscriptions():
+                if sub.endpoint_id != endpoint:
+                    continue
+                if not kept and self._wanted(sub):
+                    kept = True
+                    continue
+                with contextlib.suppress(NotFound):
+                    await self._client.delete_call_subscription(sub.id)
+                removed["call_subscriptions"].append(sub.id)
+            try:
+                agent_subs = await self._client.list_agent_status_subscriptions()
+            except PermissionDenied:
+                agent_subs = []
+            kept = not self._agent_status_events
+            for agent_sub in agent_subs:
+                if agent_sub.endpoint_id != endpoint:
+                    continue
+                if not kept and agent_sub.enabled:
+                    kept = True
+                    continue
+                with contextlib.suppress(NotFound):
+                    await self._client.delete_agent_status_subscription(agent_sub.id)
+                removed["agent_status_subscriptions"].append(agent_sub.id)
+        for wid in dict.fromkeys(websocket_ids):
+            if wid and wid != self._websocket_id:
+                with contextlib.suppress(NotFound):
+                    await self._client.delete_websocket(wid)
+                    removed["websockets"].append(wid)
+        for hid in dict.fromkeys(webhook_ids):
+            if hid and hid != self._webhook_id:
+                with contextlib.suppress(NotFound):
+                    await self._client.delete_webhook(hid)
+                    removed["webhooks"].append(hid)
+        gone = set(removed["call_subscriptions"]) | set(removed["agent_status_subscriptions"])
+        self._created_call_subs = [s for s in self._created_call_subs if s not in gone]
+        self._created_agent_subs = [s for s in self._created_agent_subs if s not in gone]
+        if any(removed.values()):
+            log.info("removed stale Dialpad setup: %s", {k: len(v) for k, v in removed.items() if v})
+        return removed
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The event stream's state, the websocket URL's age and expiry, and the rate budgets left."""
+        now = self._clock()
+        state = self._last_state
+        return {
+            "mode": self.event_mode,
+            "status": state.status.value if state else None,
+            "detail": state.detail if state else "",
+            "user_id": self.user_id,
+            "subscription_scope": self.subscription_scope,
+            "websocket_id": self._websocket_id,
+            "webhook_id": self._webhook_id,
+            "webhook_url": self._webhook_url,
+            "websocket_url_age_s": round(now - self._url_taken_mono, 1) if self._url_taken_mono is not None else None,
+            "websocket_url_expires_in_s": round(self._url_expires_mono - now, 1) if self._url is not None else None,
+            "websocket_url_expires_at": self._url_expires_at.isoformat() if self._url_expires_at else None,
+            "websocket_url_lifetime_s": self._url_lifetime if self._url is not None else None,
+            "connections_open": len(self._links),
+            "reconnects": self.reconnects,
+            "events": self._events_seen,
+            "duplicates_dropped": self._duplicates,
+            "last_event_at": self._last_event_at.isoformat() if self._last_event_at else None,
+            "calls_to_reconcile": len(self._reconcile_backlog),
+            "budgets": {
+                name: {
+                    "remaining": b.remaining,
+                    "limit": b.limit,
+                    "period_s": b.period,
+                    "retry_in_s": b.retry_in,
+                    "blocked_by_dialpad": b.blocked_by_dialpad,
+                }
+                for name, b in self._client.budgets().items()
+            },
+        }
 
     # ================================================================== lifecycle
     async def aclose(self) -> None:
@@ -293,8 +759,15 @@ class DialpadTelephony:
         self._stop.set()
         if self._queue is not None:
             self._queue.put_nowait(_STOP)
+        if self._reconcile_handle is not None:
+            self._reconcile_handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_all_links()
-        if not self._keep_websocket and self._created_websocket and self._websocket_id:
+        endpoint = self._webhook_id if self._created_webhook else self._websocket_id if self._created_websocket else None
+        if not self._keep_websocket and endpoint:
             for sub_id in self._created_call_subs:
                 with contextlib.suppress(BackendError):
                     await self._client.delete_call_subscription(sub_id)
@@ -302,17 +775,61 @@ class DialpadTelephony:
                 with contextlib.suppress(BackendError):
                     await self._client.delete_agent_status_subscription(sub_id)
             with contextlib.suppress(BackendError):
-                await self._client.delete_websocket(self._websocket_id)
+                if self._created_webhook:
+                    await self._client.delete_webhook(endpoint)
+                else:
+                    await self._client.delete_websocket(endpoint)
         await self._client.aclose()
 
+    def _spawn(self, coro: Any) -> None:
+        if self._closed:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background Dialpad task failed: %s", type(task.exception()).__name__)
+
     # ================================================================== event stream
-    async def events(self) -> AsyncIterator[TelephonyEvent]:  # noqa: C901 - one state machine, kept in one place
+    async def events(self) -> AsyncIterator[TelephonyEvent]:
         """Connection states and events, until :meth:`aclose` or a rejected key."""
         if self._streaming:
             raise RuntimeError("events() is already being consumed")
         self._streaming = True
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._queue = queue
+        for event in self._pending:
+            queue.put_nowait(_Synthetic(event))
+        self._pending = []
+        inner = self._webhook_stream(queue) if self.event_mode == "webhook" else self._websocket_stream(queue)
+        try:
+            async for item in inner:
+                if isinstance(item, CallEvent):
+                    self._book.apply(item)
+                    self._events_seen += 1
+                    self._last_event_at = datetime.now(UTC)
+                elif isinstance(item, AgentStatusEvent):
+                    self._events_seen += 1
+                    self._last_event_at = datetime.now(UTC)
+                elif isinstance(item, ConnectionState):
+                    self._last_state = item
+                yield item
+        finally:
+            await inner.aclose()
+            self._streaming = False
+            self._queue = None
+
+    def _after_connect(self) -> None:
+        if self._reconcile_on_connect:
+            self._spawn(self.reconcile())
+
+    # ------------------------------------------------------------------ websocket mode
+    async def _websocket_stream(self, queue: asyncio.Queue[Any]) -> AsyncIterator[TelephonyEvent]:  # noqa: C901
+        """The websocket state machine, kept in one place."""
         failures = 0  # consecutive failures, for the backoff
         setup_needed = True
         current: int | None = None
@@ -369,6 +886,7 @@ class DialpadTelephony:
                 current = link.id
                 connected_since = datetime.now(UTC)
                 yield self._connected(connected_since)
+                self._after_connect()  # reconcile: calls may have ended or started while we were away
 
                 # ---------------------------------------------------------- pump frames
                 dropped = False
@@ -403,6 +921,8 @@ class DialpadTelephony:
                         event = self._decode(item.data)
                         if event is not None:
                             yield event
+                    elif isinstance(item, _Synthetic):
+                        yield item.event
                 if not dropped:
                     break
                 # ---------------------------------------------------------- recover from a drop
@@ -418,9 +938,105 @@ class DialpadTelephony:
             if self._refresh_handle is not None:
                 self._refresh_handle.cancel()
                 self._refresh_handle = None
-            self._streaming = False
-            self._queue = None
             await self._close_all_links()
+
+    # ------------------------------------------------------------------ webhook mode
+    async def _webhook_stream(self, queue: asyncio.Queue[Any]) -> AsyncIterator[TelephonyEvent]:
+        """Set up the webhook and its subscriptions, then pass on what the listener hands over."""
+        assert self._webhook_events is not None
+        yield ConnectionState(status=LinkStatus.CONNECTING, detail="Setting up Dialpad's webhook")
+        failures = 0
+        while not self._closed:
+            try:
+                await self._setup_webhook()
+                break
+            except _StreamAuthFailed as exc:
+                yield self._auth_failed(exc.error)
+                return
+            except BackendError as exc:
+                failures += 1
+                delay = self._backoff(failures - 1)
+                if isinstance(exc, RateLimited):
+                    delay = max(delay, exc.retry_after)
+                yield self._reconnecting(delay, str(exc))
+                if await self._pause(delay):
+                    break
+        if self._closed:
+            yield ConnectionState(status=LinkStatus.STOPPED, detail="Dialpad event stream stopped")
+            return
+        source = self._webhook_events
+        forwarder = asyncio.get_running_loop().create_task(self._forward(source, queue), name="dialpad-webhook-forward")
+        try:
+            yield ConnectionState(
+                status=LinkStatus.CONNECTED,
+                detail=" ".join(["Receiving Dialpad events by webhook.", *self._notes.values()]),
+                connected_since=datetime.now(UTC),
+            )
+            self._after_connect()
+            while not self._closed:
+                item = await queue.get()
+                if item is _STOP:
+                    break
+                if isinstance(item, _Synthetic):
+                    yield item.event
+                elif isinstance(item, _Inbound):
+                    event = self._accept(item.item)
+                    if event is not None:
+                        yield event
+            yield ConnectionState(status=LinkStatus.STOPPED, detail="Dialpad event stream stopped")
+        finally:
+            forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forwarder
+
+    @staticmethod
+    async def _forward(source: asyncio.Queue[Any], queue: asyncio.Queue[Any]) -> None:
+        while True:
+            queue.put_nowait(_Inbound(await source.get()))
+
+    def _accept(self, item: Any) -> TelephonyEvent | None:
+        """One item from the listener: a parsed event (deduplicated here) or a raw signed frame."""
+        if isinstance(item, str | bytes | bytearray):
+            return self._decode(bytes(item) if isinstance(item, bytearray) else item, self._webhook_secret)
+        if isinstance(item, CallEvent):
+            key = repr(item.dedupe_key).encode()
+        elif isinstance(item, AgentStatusEvent):
+            key = repr((item.agent_id, item.status.value, item.raw_status, item.event_timestamp.timestamp())).encode()
+        else:
+            log.debug("ignored a %s from the webhook queue", type(item).__name__)
+            return None
+        if not self._first_time(key):
+            return None
+        return item
+
+    async def _setup_webhook(self) -> None:
+        """Reuse pa-tui's webhook (by id, else by URL) or create one; then our subscriptions."""
+        assert self._webhook_url is not None and self._webhook_secret is not None
+        secret = self._webhook_secret.get_secret_value()
+        try:
+            hook: DialpadWebhook | None = None
+            if self._webhook_id:
+                try:
+                    hook = await self._client.get_webhook(self._webhook_id)
+                except NotFound:
+                    log.info("stored webhook %s no longer exists", self._webhook_id)
+                    self._webhook_id = None
+            if hook is None:
+                hook = next((h for h in await self._client.list_webhooks() if h.hook_url == self._webhook_url), None)
+            if hook is None:
+                hook = await self._client.create_webhook(self._webhook_url, secret)
+                self._created_webhook = True
+                log.info("created webhook %s", hook.id)
+            elif hook.hook_url != self._webhook_url or hook.secret is None or hook.secret.get_secret_value() != secret:
+                hook = await self._client.update_webhook(hook.id, hook_url=self._webhook_url, secret=secret)
+                log.info("updated webhook %s (address or secret)", hook.id)
+            self._webhook_id = hook.id
+            if self._stale_check:
+                await self.cleanup_stale()
+                self._stale_check = False
+            await self._ensure_subscriptions(hook.id)
+        except (AuthError, PermissionDenied) as exc:
+            raise _StreamAuthFailed(exc) from None
 
     # ------------------------------------------------------------------ setup
     async def _setup(self) -> None:
@@ -448,6 +1064,9 @@ class DialpadTelephony:
             else:
                 self._secret = ws.secret
             self._take_url(ws)
+            if self._stale_check:
+                await self.cleanup_stale(websocket_ids=self._stale_websockets)
+                self._stale_check = False
             await self._ensure_subscriptions(ws.id)
         except (AuthError, PermissionDenied) as exc:
             raise _StreamAuthFailed(exc) from None
@@ -459,14 +1078,7 @@ class DialpadTelephony:
         else:
             target = (None, None)
             subs = await self._client.list_call_subscriptions()
-        if not any(
-            s.enabled
-            and s.endpoint_id == endpoint_id
-            and (s.target_type, s.target_id) == target
-            and not s.group_calls_only
-            and s.covers(self._call_states)
-            for s in subs
-        ):
+        if not any(s.endpoint_id == endpoint_id and self._wanted(s) for s in subs):
             created = await self._client.subscribe_calls(
                 endpoint_id, self._call_states, target_type=target[0], target_id=target[1]
             )
@@ -489,6 +1101,16 @@ class DialpadTelephony:
             )
             log.warning("agent-status subscription refused (permission); continuing with call events only")
 
+    def _wanted(self, sub: CallSubscription) -> bool:
+        """A call subscription that delivers what this console needs."""
+        target = ("user", self.user_id) if self.subscription_scope == "user" else (None, None)
+        return (
+            sub.enabled
+            and (sub.target_type, sub.target_id) == target
+            and not sub.group_calls_only
+            and sub.covers(self._call_states)
+        )
+
     def _take_url(self, ws: DialpadWebsocket) -> None:
         if ws.websocket_url is None:
             raise Unavailable(
@@ -497,7 +1119,8 @@ class DialpadTelephony:
             )
         self._url = ws.websocket_url
         self._url_lifetime = _url_lifetime(ws.websocket_url.get_secret_value())
-        self._url_expires_mono = self._clock() + self._url_lifetime
+        self._url_taken_mono = self._clock()
+        self._url_expires_mono = self._url_taken_mono + self._url_lifetime
         self._url_expires_at = datetime.now(UTC) + timedelta(seconds=self._url_lifetime)
 
     async def _refresh_url(self) -> None:
@@ -620,16 +1243,24 @@ class DialpadTelephony:
             await asyncio.gather(*(link.reader for link in links), return_exceptions=True)
 
     # ------------------------------------------------------------------ frames
-    def _decode(self, data: str | bytes) -> TelephonyEvent | None:
-        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    def _first_time(self, raw: bytes) -> bool:
+        """Remember ``raw`` (bounded); ``False`` if it was seen recently."""
         digest = hashlib.blake2b(raw, digest_size=16).digest()
         if digest in self._seen:
             self._seen.move_to_end(digest)
-            return None
+            self._duplicates += 1
+            return False
         self._seen[digest] = None
         if len(self._seen) > self._dedupe_size:
             self._seen.popitem(last=False)
-        secret = self._secret.get_secret_value() if self._secret is not None else None
+        return True
+
+    def _decode(self, data: str | bytes, secret_str: SecretStr | None = None) -> TelephonyEvent | None:
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+        if not self._first_time(raw):
+            return None
+        key = secret_str if secret_str is not None else self._secret
+        secret = key.get_secret_value() if key is not None else None
         try:
             return parse_frame(data, secret)
         except EventParseError as exc:
@@ -697,11 +1328,9 @@ def _url_lifetime(url: str) -> float:
     return min(max(lifetime, 1.0), 24 * 3600.0)
 
 
-def _not_yet(what: str) -> NotSupported:
-    return NotSupported(
-        f"{what} is not available in this version of pa-tui",
-        "Use the Dialpad app or the mini dialer for this for now.",
-    )
+def _saved_id(raw: object) -> str | None:
+    text = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    return text if text.isdigit() else None
 
 
 __all__ = ["DEFAULT_CALL_STATES", "DialpadTelephony", "new_secret"]
