@@ -71,16 +71,41 @@ def _dialpad_host() -> Iterator[tuple[SimulatorHost, _SwitchApp]]:
 
 
 @pytest.fixture
-def dialpad_env_factory(_dialpad_host: tuple[SimulatorHost, _SwitchApp]) -> Callable[..., DialpadEnv]:
-    """Make a fresh simulator (default roster, ``kwargs`` to its constructor) served on loopback."""
+def dialpad_env_factory(_dialpad_host: tuple[SimulatorHost, _SwitchApp]) -> Iterator[Callable[..., DialpadEnv]]:
+    """Make a fresh simulator (default roster, ``kwargs`` to its constructor) served on loopback.
+
+    Each is shut down after the test (its ring, answer and delivery timers cancelled).
+    """
     host, switch = _dialpad_host
+    made: list[DialpadSimulator] = []
 
     def make(**kwargs: Any) -> DialpadEnv:
         sim = DialpadSimulator.with_default_roster(DIALPAD_KEY, **kwargs)
+        made.append(sim)
         switch.target = sim.app
         return DialpadEnv(sim=sim, host=host)
 
-    return make
+    yield make
+    for sim in made:
+        host.call(sim.shutdown())
+
+
+class FakeClock:
+    """A clock tests move by hand; callable, so it plugs in wherever ``time.time`` / ``monotonic`` would."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -125,6 +150,10 @@ class DialpadSpec:
     def response_schema(self, path: str, method: str, *, strict: bool = True) -> dict[str, Any]:
         body = self.operation(path, method)["responses"]["200"]["content"]["application/json"]["schema"]
         return self._convert(body, strict, ())
+
+    def convert(self, schema: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+        """Any OpenAPI schema fragment (a parameter's, say) as JSON Schema."""
+        return self._convert(schema, strict, ())
 
     def validate(self, instance: Any, schema: dict[str, Any]) -> None:
         jsonschema.Draft7Validator(schema).validate(instance)
