@@ -6,6 +6,7 @@ Screens and widgets never do I/O.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,11 +21,14 @@ from pa_tui.backends.base import (
     BackendError,
     BackendSet,
     ConnectionState,
+    Store,
     LinkStatus,
     StreamNotice,
 )
 from pa_tui.domain.agents import AgentStatus, AgentStatusEvent
 from pa_tui.domain.calls import Call, CallBook, CallDirection, CallEvent, CallPhase, CallState
+from pa_tui.domain.notes import Note, NoteStatus
+from pa_tui.domain.patients import PatientSummary
 from pa_tui.domain.phones import PhoneNumber, format_human
 from pa_tui.messages import (
     AgentLoaded,
@@ -35,7 +39,9 @@ from pa_tui.messages import (
     ConnectionChanged,
     StreamNoticed,
 )
+from pa_tui.flows.record import RecordFlow
 from pa_tui.screens.console import ConsoleScreen
+from pa_tui.screens.patient import PatientScreen
 from pa_tui.widgets.patient_card import LookupState
 
 log = logging.getLogger(__name__)
@@ -49,13 +55,16 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PaTuiApp(App[int]):
+class PaTuiApp(RecordFlow, App[int]):
     """The agent console."""
 
     TITLE = "pa-tui"
-    CSS_PATH = ["styles/base.tcss", "styles/console.tcss"]
+    CSS_PATH = ["styles/base.tcss", "styles/console.tcss", "styles/patient.tcss"]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit", tooltip="Leave pa-tui (notes are already saved)"),
+        Binding("ctrl+x", "toggle_mask", "Privacy", id="privacy-mask",
+                tooltip="Hide names, dates of birth, MRNs and numbers everywhere (for screen sharing)"),
+        Binding("question_mark", "help", "Help", id="help", tooltip="Every key on this screen"),
     ]
 
     def __init__(
@@ -79,7 +88,13 @@ class PaTuiApp(App[int]):
         self.lookup_started_at: dict[str, datetime] = {}
         self.problems: dict[str, str] = {}  # area -> one line; insertion order = age
         self.home = ConsoleScreen()
+        self.privacy_mask = bool(getattr(getattr(settings, "ui", None), "privacy_mask", False))
         self._closed = False
+        self._store_ready = asyncio.Event()
+        self._store_ok = False
+        self._record_init()
+        self.chosen: dict[str, PatientSummary] = {}  # call id -> the patient the caller is
+        self.verified: dict[str, str] = {}  # call id -> how the caller was verified
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:
@@ -87,6 +102,7 @@ class PaTuiApp(App[int]):
         self._tick()
         if self.tick_interval > 0:
             self.set_interval(self.tick_interval, self._tick, name="clock")
+        self.open_store()
         self.load_agent()
         self.consume_events()
 
@@ -94,8 +110,24 @@ class PaTuiApp(App[int]):
         await self._close_backends()
 
     async def action_quit(self) -> None:
+        await self._persist_open_drafts()
         await self._close_backends()
         self.exit(0)
+
+    async def _persist_open_drafts(self) -> None:
+        """Quitting mid-note: the text on screen becomes the draft before the store closes."""
+        store = self.backends.store if self._store_ok else None
+        if store is None:
+            return
+        now = self.clock()
+        for screen in self.screen_stack:
+            if isinstance(screen, PatientScreen):
+                text = screen.note_text()
+                if text.strip():
+                    await store.save_draft(
+                        Note(patient_id=screen.patient_id, call_id=screen.call_id, agent_id=self.agent_id or
+                             "unknown-agent", text=text, status=NoteStatus.DRAFT, created_at=now, updated_at=now)
+                    )
 
     async def _close_backends(self) -> None:
         if self._closed:
@@ -104,9 +136,25 @@ class PaTuiApp(App[int]):
         self.workers.cancel_all()
         await self.backends.aclose()
 
+    def action_toggle_mask(self) -> None:
+        self.privacy_mask = not self.privacy_mask
+        self.home.masked = self.privacy_mask
+        for screen in self.screen_stack:
+            if hasattr(screen, "masked"):
+                screen.masked = self.privacy_mask  # type: ignore[attr-defined]
+        self.notify("Privacy mask on: PHI hidden" if self.privacy_mask else "Privacy mask off")
+
+    def action_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
     def _tick(self) -> None:
         now = self.clock()
         self.home.now = now
+        if isinstance(self.screen, PatientScreen):
+            self.screen.now = now
         self.home.today = now.astimezone().date() if now.tzinfo else now.date()
         if self.lookup_started_at:
             waited = (now - min(self.lookup_started_at.values())).total_seconds()
@@ -114,6 +162,25 @@ class PaTuiApp(App[int]):
                 self._set_problem(
                     "ehr-slow", f"EHR is slow: still waiting after {waited:.0f} s — the card fills in when it answers"
                 )
+
+    # ------------------------------------------------------------------ store
+    @work(group="store-open", exit_on_error=False, description="Open the local store")
+    async def open_store(self) -> None:
+        store = self.backends.store
+        try:
+            if store is not None:
+                await store.open()
+                self._store_ok = True
+        except BackendError as exc:
+            self._set_problem("store", f"Local store: {exc}")
+            log.error("store unavailable: %s", exc.title)
+        finally:
+            self._store_ready.set()
+
+    async def ready_store(self) -> Store | None:
+        """The opened store, or ``None`` when there is none or it failed to open."""
+        await self._store_ready.wait()
+        return self.backends.store if self._store_ok else None
 
     # ------------------------------------------------------------------ workers
     @work(group="dialpad-agent", exit_on_error=False, description="Load the agent and their status")
@@ -187,6 +254,26 @@ class PaTuiApp(App[int]):
             self._set_problem("dialpad", f"Dialpad: {state.detail}" if state.detail else "Dialpad: reconnecting")
             self._log(f"dialpad  {state.status.value}")
 
+    @on(ConsoleScreen.Requested)
+    def _console_requested(self, event: ConsoleScreen.Requested) -> None:
+        call_id = self.focused_call_id
+        if event.action == "open-record":
+            patient = self._caller_patient()
+            if patient is None:
+                self.notify("No single patient for this call yet: choose (c) or search (/).", severity="warning")
+                return
+            self.open_record(patient, call_id=call_id, verified_label=self.verified.get(call_id or "", ""))
+        elif event.action in ("verify", "choose", "search"):
+            self.notify(f"'{event.action}' is not available yet.", severity="warning")
+
+    def _caller_patient(self) -> PatientSummary | None:
+        if self.home.patient is not None:
+            return self.home.patient
+        match = self.home.match
+        if match is not None and match.kind == "single":
+            return match.candidates[0]
+        return None
+
     def on_stream_noticed(self, message: StreamNoticed) -> None:
         self._log(f"dialpad  {message.notice.text}")
         if message.notice.serious:
@@ -244,6 +331,8 @@ class PaTuiApp(App[int]):
         if focus.id != self.focused_call_id:
             self.focused_call_id = focus.id
             self.home.caller = focus.ani
+            self.home.patient = self.chosen.get(focus.id)
+            self.home.verified = self.verified.get(focus.id, "")
             match = self.matches.get(focus.id)
             self.home.match = match
             if match is not None:

@@ -19,6 +19,8 @@ from pa_tui.backends.dialpad.client import DialpadClient
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
 from pa_tui.backends.fhir.client import FhirClient
 from pa_tui.backends.fhir.ehr import FhirEhr
+from pa_tui.backends.store import SqliteStore
+from pa_tui.config import data_dir
 from pa_tui.demo.dialpad_sim import DialpadSimulator, default_roster
 from pa_tui.demo.fhir_sandbox import FhirSandbox
 from pa_tui.demo.host import SimulatorHost
@@ -95,12 +97,17 @@ class DemoEnvironment:
     def fhir_url(self) -> str:
         return self.fhir.url(self.host.url("fhir"))
 
-    def backends(self, *, agent_id: str | None = None) -> BackendSet:
-        """The production backends, pointed at the simulators."""
+    def backends(self, *, agent_id: str | None = None, store_path: Path | None = None) -> BackendSet:
+        """The production backends, pointed at the simulators.
+
+        The demo keeps its notes in a store of its own (``demo.db`` beside the
+        real one), so synthetic patients never mix with a site's real notes.
+        """
         client = DialpadClient(api_key=self.api_key, base_url=self.dialpad_url)
         telephony = DialpadTelephony(client, user_id=agent_id or self.agent_id)
         ehr = FhirEhr(FhirClient(self.fhir_url, vendor="generic"))
-        return BackendSet(telephony, ehr)
+        store = SqliteStore(store_path or data_dir() / "demo.db")
+        return BackendSet(telephony, ehr, store=store)
 
     async def _play(self) -> None:
         assert self.runner is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -13,7 +15,7 @@ from textual.widgets import Footer, Static
 from pa_tui.backends.base import ConnectionState
 from pa_tui.domain.agents import Agent, AgentStatus
 from pa_tui.domain.calls import Call
-from pa_tui.domain.patients import CallerMatch
+from pa_tui.domain.patients import CallerMatch, PatientSummary
 from pa_tui.domain.phones import CallerNumber
 from pa_tui.widgets.agent_bar import AgentBar
 from pa_tui.widgets.call_banner import CallBanner
@@ -26,6 +28,40 @@ class ConsoleScreen(Screen[None]):
     """State arrives through reactives set by the App; widgets are bound to them."""
 
     BINDING_GROUP_TITLE = "Console"
+    BINDINGS = [
+        Binding("enter", "open_record", "Open record", id="open-record",
+                tooltip="Open the caller's record (after verification)"),
+        Binding("v", "verify", "Verify", id="verify-caller", tooltip="Verify the caller's identity"),
+        Binding("c", "choose", "Choose", id="choose-patient", tooltip="Choose which household member is calling"),
+        Binding("slash", "search", "Search", id="search", tooltip="Search patients by name, phone, DOB or ID"),
+    ]
+
+    class Requested(Message):
+        """An intent from the console: ``action`` is one of the binding actions."""
+
+        def __init__(self, action: str) -> None:
+            super().__init__()
+            self.action = action
+
+    def action_open_record(self) -> None:
+        self.post_message(self.Requested("open-record"))
+
+    def action_verify(self) -> None:
+        self.post_message(self.Requested("verify"))
+
+    def action_choose(self) -> None:
+        self.post_message(self.Requested("choose"))
+
+    def action_search(self) -> None:
+        self.post_message(self.Requested("search"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        match = self.match
+        if action == "choose":
+            return True if match is not None and match.kind == "household" else None
+        if action in ("open_record", "verify"):
+            return True if self.patient is not None or (match is not None and match.kind == "single") else None
+        return True
 
     agent: reactive[Agent | None] = reactive(None)
     agent_id: reactive[str | None] = reactive(None)
@@ -37,9 +73,12 @@ class ConsoleScreen(Screen[None]):
     now: reactive[datetime | None] = reactive(None)
     today: reactive[date | None] = reactive(None)
     caller: reactive[CallerNumber | None] = reactive(None)
-    match: reactive[CallerMatch | None] = reactive(None)
+    match: reactive[CallerMatch | None] = reactive(None, bindings=True)
     lookup: reactive[str] = reactive(LookupState.IDLE)
     lookup_error: reactive[str] = reactive("")
+    masked: reactive[bool] = reactive(False)
+    patient: reactive[PatientSummary | None] = reactive(None, bindings=True)  # the chosen caller
+    verified: reactive[str] = reactive("")
 
     def compose(self) -> ComposeResult:
         yield AgentBar(id="agent-bar").data_bind(
@@ -56,6 +95,9 @@ class ConsoleScreen(Screen[None]):
                     ConsoleScreen.match,
                     ConsoleScreen.lookup,
                     ConsoleScreen.today,
+                    ConsoleScreen.masked,
+                    ConsoleScreen.patient,
+                    ConsoleScreen.verified,
                     error=ConsoleScreen.lookup_error,
                 )
             with Vertical(id="events-pane"):

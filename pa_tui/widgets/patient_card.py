@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from pa_tui.domain.patients import CallerMatch, PatientSummary
-from pa_tui.domain.phones import CallerNumber, NoCallerId, UnreadableNumber, format_human
+from pa_tui.domain.phones import CallerNumber, NoCallerId, UnreadableNumber, format_human, mask_phone
 
 
 class LookupState:
@@ -34,6 +34,9 @@ class PatientCard(Static):
     lookup: reactive[str] = reactive(LookupState.IDLE)
     error: reactive[str] = reactive("")
     today: reactive[date | None] = reactive(None)
+    masked: reactive[bool] = reactive(False)
+    patient: reactive[PatientSummary | None] = reactive(None)  # the member chosen / the single match
+    verified: reactive[str] = reactive("")  # how the caller was verified; "" = not yet
 
     def watch_match(self, match: CallerMatch | None) -> None:
         self.set_class(match is not None and match.kind == "single", "-single")
@@ -51,11 +54,18 @@ class PatientCard(Static):
                 f"The caller's number could not be read ({self.caller.reason}) — search by name or date of birth (/)."
             )
         elif self.lookup == LookupState.SEARCHING:
-            body = Text(f"Looking up {format_human(self.caller)} in the EHR…", style="italic")
+            body = Text(f"Looking up {self._number()} in the EHR…", style="italic")
         elif self.lookup == LookupState.FAILED:
             body = Text(f"Could not look up the caller: {self.error}", style="bold")
+        elif self.patient is not None:
+            body = self._single(self.patient)
         elif self.match is None or not self.match.candidates:
-            body = Text(f"No patient found for {format_human(self.caller)} — press / to search by name or DOB.")
+            if self.match is not None and not self.match.phone_search_supported:
+                body = Text(
+                    f"This EHR does not search by phone — press / to identify {self._number()} by name and DOB."
+                )
+            else:
+                body = Text(f"No patient found for {self._number()} — press / to search by name or DOB.")
         elif len(self.match.candidates) == 1:
             body = self._single(self.match.candidates[0])
         else:
@@ -65,21 +75,36 @@ class PatientCard(Static):
     def _today(self) -> date:
         return self.today or date.today()
 
+    def _number(self) -> str:
+        return mask_phone(self.caller) if self.masked else format_human(self.caller)
+
+    def _shown_name(self, patient: PatientSummary, index: int = 1) -> str:
+        return f"Patient {index}" if self.masked else patient.display_name
+
+    def _shown_dob(self, patient: PatientSummary) -> str:
+        return "••/••/••••" if self.masked else patient.dob_label
+
     def _single(self, patient: PatientSummary) -> RenderableType:
-        name = Text(patient.display_name, style="bold")
+        name = Text(self._shown_name(patient), style="bold")
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
         grid.add_column()
         grid.add_row("Age", patient.age_label(self._today()))
-        grid.add_row("DOB", patient.dob_label)
+        grid.add_row("DOB", self._shown_dob(patient))
         if patient.restricted_reason:
             grid.add_row("Restricted", patient.restricted_reason)
-        note = Text("Caller not verified — confirm identity before sharing details.", style="italic")
+        if self.verified:
+            grid.add_row("MRN", "•••••" if self.masked else (patient.mrn or "—"))
+            if patient.address is not None:
+                grid.add_row("Address", "•••" if self.masked else patient.address.one_line())
+            note = Text(f"✓ Caller verified ({self.verified}) — Enter opens the record.", style="bold")
+        else:
+            note = Text("✗ Caller not verified — press v to verify before sharing details.", style="italic")
         return Group(name, grid, note)
 
     def _household(self, match: CallerMatch) -> RenderableType:
         head = Text(
-            f"{len(match.candidates)} patients share {format_human(self.caller)} — ask who is calling:",
+            f"{len(match.candidates)} patients share {self._number()} — ask who is calling, then press c:",
             style="bold",
         )
         table = Table(box=None, show_header=True, header_style="dim", padding=(0, 2, 0, 0))
@@ -91,8 +116,8 @@ class PatientCard(Static):
         for i, patient in enumerate(match.candidates, 1):
             table.add_row(
                 str(i),
-                patient.display_name,
-                patient.dob_label,
+                self._shown_name(patient, i),
+                self._shown_dob(patient),
                 patient.age_label(self._today()),
                 patient.relationship or "",
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -27,9 +28,9 @@ def demo_env() -> Iterator[DemoEnvironment]:
 
 
 @pytest.fixture
-def console_app(demo_env: DemoEnvironment) -> Callable[..., PaTuiApp]:
+def console_app(demo_env: DemoEnvironment, tmp_path: Path) -> Callable[..., PaTuiApp]:
     def build(**kwargs: object) -> PaTuiApp:
-        return make_app(load_settings(), demo_env.backends(), **kwargs)
+        return make_app(load_settings(), demo_env.backends(store_path=tmp_path / "store.db"), **kwargs)
 
     return build
 
