@@ -253,3 +253,118 @@ async def test_deleting_a_websocket_removes_its_subscriptions(dialpad_env, dialp
         assert (await api.get(f"/api/v2/websockets/{ws_id}")).status_code == 404
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(conn.recv(), 2)
+
+
+# --------------------------------------------------------------------------- call state machine
+def call_states(sim, call_id: str) -> list[tuple[int, str]]:
+    return [(p["call_id"], p["state"]) for k, p in sim.emitted if k == "call" and p["entry_point_call_id"] == int(call_id)]
+
+
+async def test_an_unanswered_offer_is_missed_and_an_unanswered_call_goes_to_voicemail(dialpad_env_factory) -> None:
+    env = dialpad_env_factory(ring_timeout=0.15)
+    sim = env.sim
+    direct = await env.run(sim.ring(CALLER, user_id=env.agent_ids[0]))
+    queued = await env.run(sim.ring(CALLER, call_center_id=BILLING_ID))
+    offered = [leg.call_id for leg in sim.call_info(queued).legs if leg.kind == "offer"]
+    assert len(offered) == 4
+    await asyncio.sleep(0.4)
+    assert [s for _, s in call_states(sim, direct)] == ["preanswer", "ringing", "missed", "voicemail"]
+    states = call_states(sim, queued)
+    assert {s for c, s in states if str(c) in offered} == {"ringing", "missed"}
+    assert states[-1] == (int(queued), "voicemail")
+    assert sim.active_calls() == []
+
+
+async def test_a_transfer_rings_the_target_and_moves_the_call_when_answered(dialpad_env_factory, dialpad_key) -> None:
+    env = dialpad_env_factory(transfer_answer_delay=None)
+    sim = env.sim
+    avery, jordan = env.agent_ids[:2]
+    call_id = await env.run(sim.ring(CALLER, user_id=avery))
+    await env.run(sim.answer(call_id, avery))
+    answer = await env.run(sim.transfer(call_id, user_id=jordan, transfer_state="hold", custom_data="ref-1"))
+    assert answer == {"call_id": call_id, "transferred_to_number": sim.agents[jordan].phone, "transferred_to_state": "hold"}
+    legs = {leg.kind: leg for leg in sim.call_info(call_id).legs}
+    assert (legs["entry"].state, legs["transfer"].state, legs["transfer"].is_transferred) == ("hold", "ringing", True)
+    new_leg = await env.run(sim.answer(call_id, jordan))
+    info = sim.call_info(call_id)
+    assert info.answered_by == jordan and not info.ended and info.custom_data == "ref-1"
+    assert [(leg.user_id, leg.state) for leg in info.legs] == [(avery, "hangup"), (jordan, "connected")]
+    transferred = [p for k, p in sim.emitted if k == "call" and p["call_id"] == int(new_leg)]
+    assert all(p["is_transferred"] and p["master_call_id"] == int(call_id) for p in transferred)
+    assert call_states(sim, call_id)[-2:] == [(int(call_id), "hangup"), (int(call_id), "postcall")]
+    async with http(env, dialpad_key) as api:  # the customer call is still up, whatever the first leg did
+        assert (await api.get(f"/api/v2/call/{call_id}")).json()["state"] == "connected"
+    with pytest.raises(ValueError):
+        await env.run(sim.transfer(call_id, user_id=avery, call_center_id=BILLING_ID))
+
+
+async def test_an_unanswered_transfer_leaves_the_call_with_the_first_agent(dialpad_env_factory) -> None:
+    env = dialpad_env_factory(ring_timeout=0.1, transfer_answer_delay=None)
+    sim = env.sim
+    avery, jordan = env.agent_ids[:2]
+    call_id = await env.run(sim.ring(CALLER, user_id=avery))
+    await env.run(sim.answer(call_id, avery))
+    await env.run(sim.transfer(call_id, user_id=jordan, transfer_state="hold"))
+    await asyncio.sleep(0.3)
+    assert [(leg.user_id, leg.state) for leg in sim.call_info(call_id).legs] == [(avery, "connected"), (jordan, "missed")]
+
+
+async def test_auto_answer_skips_controlled_agents(dialpad_env_factory) -> None:
+    env = dialpad_env_factory(transfer_answer_delay=0.05, controlled_agents=[default_roster().agents[1].id])
+    sim = env.sim
+    avery, jordan, riley = env.agent_ids[:3]
+    first = await env.run(sim.ring(CALLER, user_id=avery))
+    await env.run(sim.answer(first, avery))
+    await env.run(sim.transfer(first, user_id=jordan))  # controlled: keeps ringing
+    second = await env.run(sim.ring(CALLER, user_id=riley))
+    await env.run(sim.answer(second, riley))
+    await env.run(sim.transfer(second, user_id=avery))  # simulated: answers by itself
+    await asyncio.sleep(0.2)
+    assert sim.call_info(first).answered_by == avery
+    assert sim.call_info(second).answered_by == avery
+
+
+async def test_rest_faults_latency_rate_limits_and_key_rotation(dialpad_env_factory, dialpad_key) -> None:
+    env = dialpad_env_factory(latency=0.1)
+    sim = env.sim
+    async with http(env, dialpad_key) as api:
+        started = asyncio.get_running_loop().time()
+        assert (await api.get("/api/v2/callcenters")).status_code == 200
+        assert asyncio.get_running_loop().time() - started >= 0.1
+        await env.run(sim.set_latency(0))
+        avery = env.agent_ids[0]
+        for n in range(5):
+            r = await api.post(f"/api/v2/users/{avery}/screenpop", json={"screen_pop_uri": f"https://ehr.example/{n}"})
+            assert r.status_code == 200
+        limited = await api.post(f"/api/v2/users/{avery}/screenpop", json={"screen_pop_uri": "https://ehr.example/6"})
+        assert limited.status_code == 429 and 50 <= int(limited.headers["Retry-After"]) <= 60
+        assert len(sim.screen_pops[avery]) == 5
+
+        await env.run(sim.inject_fault(502, times=3, path="/api/v2/callcenters"))
+        assert [(await api.get("/api/v2/callcenters")).status_code for _ in range(4)] == [502, 502, 502, 200]
+
+        await env.run(sim.expire_key_at(sim._clock() + 0.1))  # noqa: SLF001 - the simulator's own clock
+        assert (await api.get("/api/v2/users")).status_code == 200
+        await asyncio.sleep(0.15)
+        expired = await api.get("/api/v2/users")
+        assert expired.status_code == 401 and expired.json()["error"]["message"] == "API key expired"
+        await env.run(sim.rotate_key("fresh-key-0123456789abcdef01234"))
+        assert (await api.get("/api/v2/users")).status_code == 401  # the old key stays dead
+    async with http(env, "fresh-key-0123456789abcdef01234") as api:
+        assert (await api.get("/api/v2/users")).status_code == 200
+
+
+async def test_webhook_crud_and_subscriptions(dialpad_env, dialpad_key) -> None:
+    async with http(dialpad_env, dialpad_key) as api:
+        hook = (await api.post("/api/v2/webhooks", json={"hook_url": "https://hooks.example/dialpad", "secret": "s" * 32})).json()
+        assert hook["signature"] == {"algo": "HS256", "secret": "s" * 32, "type": "jwt"}
+        sub = await api.post("/api/v2/subscriptions/call", json={"endpoint_id": hook["id"], "call_states": ["ringing"]})
+        assert sub.status_code == 200 and sub.json()["webhook"]["id"] == hook["id"]
+        assert (await api.post("/api/v2/webhooks", json={"secret": "x"})).status_code == 400
+        patched = (await api.patch(f"/api/v2/webhooks/{hook['id']}", json={"hook_url": "https://hooks.example/v2"})).json()
+        assert patched["hook_url"] == "https://hooks.example/v2"
+        await dialpad_env.run(dialpad_env.sim.ring(CALLER, user_id=dialpad_env.agent_ids[0]))
+        await asyncio.sleep(0.05)
+        assert list(dialpad_env.sim.webhook_deliveries) == [(hook["id"], "not delivered: the simulator only calls loopback")]
+        assert (await api.delete(f"/api/v2/webhooks/{hook['id']}")).status_code == 200
+        assert (await api.get("/api/v2/subscriptions/call")).json()["items"] == []
