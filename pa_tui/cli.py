@@ -261,6 +261,141 @@ def demo(
     raise click.exceptions.Exit(int(code or 0))
 
 
+# --------------------------------------------------------------------------- sim
+@cli.command()
+@click.option("--host", "bind", default="127.0.0.1", show_default=True, metavar="ADDRESS",
+              help="Address the simulators listen on. Keep it on loopback unless you mean otherwise.")
+@click.option("--dialpad-port", type=click.IntRange(0, 65535), default=0, metavar="PORT",
+              help="Port of the Dialpad simulator (0: any free port).")
+@click.option("--fhir-port", type=click.IntRange(0, 65535), default=0, metavar="PORT",
+              help="Port of the FHIR R4 sandbox (0: any free port).")
+@click.option("--twilio-port", type=click.IntRange(0, 65535), default=0, metavar="PORT",
+              help="Port of the Twilio simulator (0: any free port).")
+@click.option("--patients", type=click.IntRange(min=1), default=500, show_default=True, metavar="INT",
+              help="Number of synthetic patients in the FHIR sandbox.")
+@click.option("--seed", type=int, default=7, show_default=True, metavar="INT",
+              help="Random seed of the synthetic population.")
+@click.option("--scenario", metavar="NAME|FILE", default=None,
+              help="A scenario to play against the simulators once a console subscribes (default: none).")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              metavar="FLOAT", help="Playback speed of the scenario.")
+@click.option("--fhir-bundle", type=click.Path(exists=True, path_type=Path), default=None, metavar="PATH",
+              help="A FHIR Bundle JSON file, or a folder of them (e.g. Synthea output), served beside the "
+              "synthetic population.")
+@click.pass_context
+def sim(
+    ctx: click.Context,
+    bind: str,
+    dialpad_port: int,
+    fhir_port: int,
+    twilio_port: int,
+    patients: int,
+    seed: int,
+    scenario: str | None,
+    speed: float,
+    fhir_bundle: Path | None,
+) -> None:
+    """Run the Dialpad, FHIR and Twilio simulators alone, until interrupted.
+
+    Prints their base URLs and the demo credentials, for external tools and for
+    pointing a configured pa-tui at them.
+    """
+    import signal
+    import threading
+
+    from pa_tui.demo.fhir_sandbox.bundles import BundleError
+    from pa_tui.demo.launch import DemoEnvironment
+
+    try:
+        env = DemoEnvironment.start(
+            patients=patients, seed=seed, scenario=scenario, speed=speed, bind=bind,
+            ports={"dialpad": dialpad_port, "fhir": fhir_port, "twilio": twilio_port}, fhir_bundle=fhir_bundle,
+        )
+    except BundleError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(str(exc))
+    try:
+        click.echo(f"Dialpad API   {env.dialpad_url}   (API key: {env.api_key}; agent user id: {env.agent_id})")
+        click.echo(f"FHIR R4       {env.fhir_url}")
+        click.echo(f"Twilio API    {env.twilio_url}   (account {env.twilio.account_sid})")
+        click.echo(f"Patients      {len(env.population.patients)} synthetic (seed {seed})")
+        click.echo("Serving until Ctrl+C.")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        env.stop()
+
+
+# --------------------------------------------------------------------------- pop
+@cli.command()
+@click.option("--ani", required=True, metavar="NUMBER",
+              help="The caller's number, in any format (national digits, E.164, (408) 555-1212 …).")
+@click.option("--dnis", default=None, metavar="NUMBER", help="The number that was called, if known.")
+@click.pass_context
+def pop(ctx: click.Context, ani: str, dnis: str | None) -> None:
+    """Pop a caller in the running console, as a Dialpad ring or an 8x8 pop would."""
+    import asyncio
+
+    from pa_tui.backends.inbound import ConsoleNotRunning, PopError, send_pop
+    from pa_tui.domain.phones import PhoneNumberError, parse_phone
+
+    try:
+        parse_phone(ani)
+        if dnis:
+            parse_phone(dnis)
+    except PhoneNumberError as exc:
+        _fail(f"--ani/--dnis: {exc}")
+    try:
+        asyncio.run(send_pop(ani, dnis))
+    except (ConsoleNotRunning, PopError) as exc:
+        _fail(f"{exc.title} — {exc.fix}" if getattr(exc, "fix", "") else exc.title)
+    click.echo("Popped in the running console.")
+
+
+# --------------------------------------------------------------------------- audit
+@cli.command()
+@click.option("--patient", "patient_id", default=None, metavar="ID", help="Only rows about this patient.")
+@click.option("--agent", "agent_id", default=None, metavar="ID", help="Only rows written by this agent.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]),
+              default=None, metavar="DATE", help="Only rows at or after this date/time (UTC), e.g. 2026-11-01.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="Output format.")
+@click.option("--demo", "demo_store", is_flag=True, help="Export the demo console's audit log instead.")
+@click.pass_context
+def audit(ctx: click.Context, patient_id: str | None, agent_id: str | None, since: Any, fmt: str,
+          demo_store: bool) -> None:
+    """Export the PHI access audit log (every record view, search, verification and export)."""
+    import asyncio
+    import getpass
+    from datetime import UTC
+
+    from pa_tui.backends.store import SqliteStore, open_store
+    from pa_tui.config import data_dir
+    from pa_tui.domain.audit import export_audit
+
+    settings = _state(ctx).load()
+    store = SqliteStore(data_dir() / "demo.db") if demo_store else open_store(settings)
+
+    async def run() -> str:
+        async with store:
+            rows = await store.audit_rows(
+                patient_id=patient_id, agent_id=agent_id,
+                since=since.replace(tzinfo=UTC) if since is not None else None,
+            )
+            # The export is itself an access to PHI: it is audited too.
+            await store.audit(agent_id=f"cli:{getpass.getuser()}", action="export", patient_id=patient_id,
+                              reason=f"pa-tui audit --format {fmt}")
+            return export_audit(rows, fmt)
+
+    click.echo(asyncio.run(run()), nl=False)
+
+
 # --------------------------------------------------------------------------- auth
 _NAMES = click.Choice(list(SECRETS), case_sensitive=True)
 _NAMES_TABLE = "\b\n" + "\n".join(

@@ -26,6 +26,9 @@ from pa_tui.demo.fhir_sandbox import FhirSandbox
 from pa_tui.demo.host import SimulatorHost
 from pa_tui.demo.population import Population
 from pa_tui.demo.scenario import Scenario, ScenarioRunner, load_scenario
+from pa_tui.demo.twilio_sim import TwilioSimulator
+
+DEMO_SMS_NUMBER = "+14155550142"  # the clinic's texting number in the demo (555-01xx: fictional)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class DemoEnvironment:
     population: Population
     dialpad: DialpadSimulator
     fhir: FhirSandbox
+    twilio: TwilioSimulator
     host: SimulatorHost
     api_key: str
     agent_id: str
@@ -53,6 +57,9 @@ class DemoEnvironment:
         scenario: str | Scenario | None = "walkthrough",
         speed: float = 1.0,
         websocket_lifetime: float = 3600.0,
+        bind: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+        fhir_bundle: str | Path | None = None,
     ) -> DemoEnvironment:
         population = Population.generate(size=patients, seed=seed)
         api_key = "sim_" + pysecrets.token_urlsafe(24)
@@ -60,13 +67,21 @@ class DemoEnvironment:
         agents, centers = list(roster.agents), list(roster.call_centers)
         dialpad = DialpadSimulator(api_key, agents, centers, websocket_lifetime=websocket_lifetime)
         fhir = FhirSandbox(population)
-        host = SimulatorHost()
-        host.add("dialpad", dialpad.app)
-        host.add("fhir", fhir.app)
+        if fhir_bundle is not None:
+            fhir.load(fhir_bundle)
+        twilio = TwilioSimulator(
+            "AC" + pysecrets.token_hex(16), pysecrets.token_hex(16), numbers=(DEMO_SMS_NUMBER,)
+        )
+        ports = ports or {}
+        host = SimulatorHost(host=bind)
+        host.add("dialpad", dialpad.app, ports.get("dialpad", 0))
+        host.add("fhir", fhir.app, ports.get("fhir", 0))
+        host.add("twilio", twilio.app, ports.get("twilio", 0))
         env = cls(
             population=population,
             dialpad=dialpad,
             fhir=fhir,
+            twilio=twilio,
             host=host,
             api_key=api_key,
             agent_id=agents[0].id,
@@ -92,6 +107,10 @@ class DemoEnvironment:
     @property
     def dialpad_url(self) -> str:
         return self.host.url("dialpad")
+
+    @property
+    def twilio_url(self) -> str:
+        return self.host.url("twilio")
 
     @property
     def fhir_url(self) -> str:
