@@ -550,6 +550,14 @@ class DialpadTelephony:
         self._reconcile_backlog = []
         return list(keys.values())
 
+    async def _reconcile_backlog_now(self) -> list[Call]:
+        """Only the calls a full pass could not check (never a re-check of the others: no polling)."""
+        ids, self._reconcile_backlog = list(self._reconcile_backlog), []
+        if not ids:
+            return []
+        async with self._reconcile_lock:
+            return await self._reconcile(ids)
+
     async def _reconcile(self, ids: list[str]) -> list[Call]:
         checked: list[Call] = []
         for index, cid in enumerate(ids):
@@ -580,7 +588,7 @@ class DialpadTelephony:
 
         def fire() -> None:
             self._reconcile_handle = None
-            self._spawn(self.reconcile([]))
+            self._spawn(self._reconcile_backlog_now())
 
         self._reconcile_handle = asyncio.get_running_loop().call_later(max(0.05, delay), fire)
 
