@@ -229,3 +229,30 @@ async def test_unreachable_host_is_unavailable() -> None:
         await client.aclose()
     assert info.value.title.startswith("Can't reach Dialpad at 127.0.0.1")
     assert DIALPAD_KEY not in str(info.value)
+
+
+async def test_403_names_the_call_and_the_scope(dialpad_env) -> None:
+    sim = dialpad_env.sim
+    avery = dialpad_env.agent_ids[0]
+    call_id = await dialpad_env.run(sim.ring("+14155550199", user_id=avery))
+    await dialpad_env.run(sim.answer(call_id, avery))
+    await dialpad_env.run(sim.inject_fault(403, path=f"/api/v2/call/{call_id}/transfer"))
+    await dialpad_env.run(sim.inject_fault(403, path=f"/api/v2/users/{avery}/screenpop"))
+    async with dialpad_env.client() as client:
+        with pytest.raises(PermissionDenied) as transfer:
+            await client.transfer(call_id, user_id=dialpad_env.agent_ids[1])
+        with pytest.raises(PermissionDenied) as pop:
+            await client.screen_pop(avery, "https://ehr.example/chart/1")
+    assert f"transferring call {call_id}" in transfer.value.title
+    assert f"opening a screen pop for user {avery}" in pop.value.title
+    assert 'the "screen_pop" scope' in pop.value.fix and "API Keys" in pop.value.fix
+
+
+async def test_400_quotes_dialpads_message_for_call_actions(dialpad_env) -> None:
+    async with dialpad_env.client() as client:
+        with pytest.raises(NotFound) as missing:
+            await client.get_call("6399999999999999")
+        with pytest.raises(BadRequest) as refused:
+            await client.request_callback(SCHEDULING_ID, "+442071234567")
+    assert missing.value.title == "Dialpad has no call 6399999999999999"
+    assert refused.value.title == "Dialpad rejected requesting a call back: International call backs are not supported"
