@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -37,8 +38,11 @@ from pa_tui.messages import (
     CallerLookupFailed,
     CallEventReceived,
     ConnectionChanged,
+    InboundFactReceived,
+    PopReceived,
     StreamNoticed,
 )
+from pa_tui.backends.inbound.facts import PopRequested
 from pa_tui.flows.record import RecordFlow
 from pa_tui.screens.console import ConsoleScreen
 from pa_tui.screens.patient import PatientScreen
@@ -105,6 +109,8 @@ class PaTuiApp(RecordFlow, App[int]):
         self.open_store()
         self.load_agent()
         self.consume_events()
+        if self.backends.inbound is not None:
+            self.serve_inbound()
 
     async def on_unmount(self) -> None:
         await self._close_backends()
@@ -206,6 +212,26 @@ class PaTuiApp(RecordFlow, App[int]):
             elif isinstance(event, StreamNotice):
                 self.post_message(StreamNoticed(event))
 
+    @work(group="inbound", exclusive=True, exit_on_error=False, description="Webhooks and caller-info pops")
+    async def serve_inbound(self) -> None:
+        listener = self.backends.inbound
+        try:
+            url = await listener.start()
+        except (OSError, BackendError) as exc:
+            self._set_problem("inbound", f"Inbound listener could not start: {exc} — set listen.port to a free port")
+            log.warning("inbound listener failed to start: %s", type(exc).__name__)
+            return
+        log.info("inbound listener on %s", url)
+        async for fact in listener.events():
+            if isinstance(fact, PopRequested):
+                self.post_message(PopReceived(fact.ani, fact.dnis, str(fact.source)))
+            elif isinstance(fact, CallEvent):
+                self.post_message(CallEventReceived(fact))
+            elif isinstance(fact, AgentStatusEvent):
+                self.post_message(AgentStatusChanged(fact))
+            else:
+                self.post_message(InboundFactReceived(fact))
+
     @work(group="ehr-lookup", exit_on_error=False, description="Identify the caller in the EHR")
     async def identify_caller(self, call_id: str, number: PhoneNumber) -> None:
         try:
@@ -253,6 +279,28 @@ class PaTuiApp(RecordFlow, App[int]):
         elif state.status in (LinkStatus.RECONNECTING, LinkStatus.AUTH_FAILED):
             self._set_problem("dialpad", f"Dialpad: {state.detail}" if state.detail else "Dialpad: reconnecting")
             self._log(f"dialpad  {state.status.value}")
+
+    def on_pop_received(self, message: PopReceived) -> None:
+        """An 8x8 caller-info pop or `pa-tui pop`: the same flow as a ringing Dialpad call."""
+        now = self.clock()
+        call = Call(
+            id=f"pop-{uuid.uuid4().hex[:12]}",
+            direction=CallDirection.INBOUND,
+            state=CallState.RINGING,
+            ani=message.ani,
+            dnis=message.dnis,
+            rang_at=now,
+            started_at=now,
+            updated_at=now,
+        )
+        self.book.replace(call)
+        self._log(f"pop        ← {format_human(message.ani)} ({message.source})")
+        if isinstance(call.ani, PhoneNumber):
+            self.lookups_started.add(call.id)
+            self.lookup_started_at[call.id] = now
+            self.identify_caller(call.id, call.ani)
+        self.focused_call_id = None  # a pop always takes the panel: the agent asked for it
+        self._refocus(call)
 
     @on(ConsoleScreen.Requested)
     def _console_requested(self, event: ConsoleScreen.Requested) -> None:

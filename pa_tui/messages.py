@@ -11,6 +11,7 @@ from pa_tui.backends.base import BackendError, ConnectionState, StreamNotice
 from pa_tui.domain.agents import Agent, AgentStatus, AgentStatusEvent
 from pa_tui.domain.calls import CallEvent
 from pa_tui.domain.patients import CallerMatch
+from pa_tui.domain.phones import CallerNumber, PhoneNumber
 
 
 class AgentLoaded(Message):
@@ -65,3 +66,21 @@ class StreamNoticed(Message):
     def __init__(self, notice: StreamNotice) -> None:
         super().__init__()
         self.notice = notice
+
+
+class PopReceived(Message):
+    """Pop this caller now (8x8 Work caller-info URL or `pa-tui pop`)."""
+
+    def __init__(self, ani: CallerNumber, dnis: PhoneNumber | None, source: str) -> None:
+        super().__init__()
+        self.ani = ani
+        self.dnis = dnis
+        self.source = source
+
+
+class InboundFactReceived(Message):
+    """A webhook fact the console does not act on yet (Twilio delivery, replies…)."""
+
+    def __init__(self, fact: object) -> None:
+        super().__init__()
+        self.fact = fact

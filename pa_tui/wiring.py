@@ -13,6 +13,7 @@ from pa_tui.backends.dialpad.client import DialpadClient
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
 from pa_tui.backends.fhir.client import FhirClient
 from pa_tui.backends.fhir.ehr import FhirEhr
+from pa_tui.backends.inbound import InboundListener
 from pa_tui.backends.store import open_store
 from pa_tui.config import Settings
 from pa_tui.secrets import require_secret
@@ -52,7 +53,12 @@ def build_ehr(settings: Settings) -> FhirEhr:
 
 
 def build_backends(settings: Settings) -> BackendSet:
-    return BackendSet(build_telephony(settings), build_ehr(settings), store=open_store(settings))
+    return BackendSet(
+        build_telephony(settings),
+        build_ehr(settings),
+        store=open_store(settings),
+        inbound=InboundListener.from_settings(settings),
+    )
 
 
 def run_console(settings: Settings) -> int:

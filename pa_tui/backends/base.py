@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -405,13 +405,22 @@ class BackendSet:
         *,
         messaging: Messaging | None = None,
         store: Store | None = None,
+        inbound: Any = None,
     ) -> None:
         self.telephony = telephony
         self.ehr = ehr
         self.messaging = messaging
         self.store = store
+        self.inbound = inbound  # the loopback listener (webhooks, 8x8 pop, pa-tui pop), started by the App
 
     async def aclose(self) -> None:
+        if self.inbound is not None:
+            try:
+                await self.inbound.stop()
+            except Exception:
+                import logging
+
+                logging.getLogger(__name__).warning("error stopping the inbound listener", exc_info=True)
         for backend in (self.telephony, self.ehr, self.messaging, self.store):
             if backend is not None:
                 try:

@@ -19,6 +19,7 @@ from pa_tui.backends.dialpad.client import DialpadClient
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
 from pa_tui.backends.fhir.client import FhirClient
 from pa_tui.backends.fhir.ehr import FhirEhr
+from pa_tui.backends.inbound import InboundListener
 from pa_tui.backends.store import SqliteStore
 from pa_tui.config import data_dir
 from pa_tui.demo.dialpad_sim import DialpadSimulator, default_roster
@@ -116,7 +117,9 @@ class DemoEnvironment:
     def fhir_url(self) -> str:
         return self.fhir.url(self.host.url("fhir"))
 
-    def backends(self, *, agent_id: str | None = None, store_path: Path | None = None) -> BackendSet:
+    def backends(
+        self, *, agent_id: str | None = None, store_path: Path | None = None, listen_port: int = 0
+    ) -> BackendSet:
         """The production backends, pointed at the simulators.
 
         The demo keeps its notes in a store of its own (``demo.db`` beside the
@@ -126,7 +129,10 @@ class DemoEnvironment:
         telephony = DialpadTelephony(client, user_id=agent_id or self.agent_id)
         ehr = FhirEhr(FhirClient(self.fhir_url, vendor="generic"))
         store = SqliteStore(store_path or data_dir() / "demo.db")
-        return BackendSet(telephony, ehr, store=store)
+        inbound = InboundListener(
+            port=listen_port, dialpad_secret=None, twilio_auth_token=self.twilio.auth_token
+        )
+        return BackendSet(telephony, ehr, store=store, inbound=inbound)
 
     async def _play(self) -> None:
         assert self.runner is not None
