@@ -119,3 +119,43 @@ async def test_harness_records_a_dismissed_value() -> None:
         await pilot.press("escape")
         await pilot.pause()
     assert app.results == [None]
+
+
+def test_every_binding_has_id_description_tooltip_and_screens_have_group_titles() -> None:
+    from pa_tui.screens.chooser import ChooserScreen
+    from pa_tui.screens.dial import DialScreen
+    from pa_tui.screens.search import SearchScreen
+    from pa_tui.screens.status import StatusScreen
+    from pa_tui.screens.transfer import TransferScreen
+    from pa_tui.screens.verify import VerifyScreen
+
+    for screen in (ChooserScreen, VerifyScreen, DialScreen, TransferScreen, StatusScreen, SearchScreen):
+        assert screen.BINDING_GROUP_TITLE, screen
+        ids = []
+        for binding in screen.BINDINGS:
+            assert isinstance(binding, Binding), (screen, binding)
+            assert binding.id and binding.description and binding.tooltip, (screen, binding)
+            ids.append(binding.id)
+        assert len(ids) == len(set(ids)), screen
+
+
+def test_every_rule_sits_under_its_screen_and_uses_theme_variables() -> None:
+    from pathlib import Path
+
+    import pa_tui
+
+    styles = Path(pa_tui.__file__).parent / "styles"
+    for name, screen in (
+        ("chooser", "ChooserScreen"),
+        ("verify", "VerifyScreen"),
+        ("dial", "DialScreen"),
+        ("transfer", "TransferScreen"),
+        ("status", "StatusScreen"),
+        ("search", "SearchScreen"),
+    ):
+        text = (styles / f"{name}.tcss").read_text()
+        top_level = [line for line in text.splitlines() if line and not line[0].isspace() and line != "}"]
+        assert top_level == [f"{screen} {{"], (name, top_level)
+        assert "#" not in "".join(
+            line.split(":", 1)[1] for line in text.splitlines() if ":" in line and not line.strip().startswith("&")
+        ), f"{name}.tcss: use theme variables, not hex colours"
