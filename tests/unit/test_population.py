@@ -255,10 +255,14 @@ def test_every_resource_is_valid_fhir(pop: Population) -> None:
 
 
 def test_export_bundle_is_valid_fhir() -> None:
-    small = Population.generate(60, seed=9)
+    small = Population.generate(12, seed=9)
     bundle = small.to_bundle()
     Bundle.model_validate(bundle)
-    assert len(bundle["entry"]) == len(small.patients) + len(small.related_persons)
+    up_front = sum(len(items) for items in small.resources.values())
+    records = sum(len(items) for p in small.patients for items in small.records(p["id"]).values())
+    assert len(bundle["entry"]) == up_front + records
+    assert {e["resource"]["resourceType"] for e in bundle["entry"]} >= {"Patient", "Appointment", "Account"}
+    assert len({e["fullUrl"] for e in bundle["entry"]}) == len(bundle["entry"])
 
 
 # --------------------------------------------------------------------------- scale

@@ -20,30 +20,42 @@ see :meth:`Population.unlisted_numbers`) and never ``555-1212``/``555-4334``
 street numbers on common street names; e-mail domains are reserved
 (``example.com``, ``*.example``); identifiers live under HL7's example OID arc.
 
-Resources are kept per type in :attr:`Population.resources`, so later record
-types (appointments, referrals, accounts, …) are added by generating more
-lists, not by changing the patients.
+Resources are kept per type in :attr:`Population.resources`. Beside the
+patients, a directory is built up front: the provider organisation and the
+payors, a clinic in every city, and its clinicians with direct lines (numbers
+from the same pool, so never a patient's). Each patient's record — appointments,
+referrals, coverage, claims, account balance, prescriptions, care team and
+notes — is generated on first access from its own random streams (see
+:mod:`pa_tui.demo.population.records`), so 100,000 patients still build in
+seconds, and a record is the same whichever patient was asked for first.
 """
 
 from __future__ import annotations
 
 import gc
 import itertools
+import os
 import random
+import threading
 import uuid
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
+from pa_tui.demo.population import _directory
 from pa_tui.demo.population import _tables as T
+from pa_tui.demo.population.records import ACCOUNT_BALANCE_URL, ID_PREFIX, RECORD_TYPES, RecordFactory
 
 __all__ = [
+    "ACCOUNT_BALANCE_URL",
     "CONFIDENTIALITY_SYSTEM",
     "LEGACY_MRN_SYSTEM",
     "MRN_SYSTEM",
     "PHONE_FORMATS",
+    "RECORD_TYPES",
     "REFERENCE_DATE",
     "ROLE_CODE_SYSTEM",
     "Population",
@@ -143,6 +155,7 @@ _KINDS: Final = (
     ("roommates", 14),
 )
 _KIND_NAMES: Final = tuple(k for k, _ in _KINDS)
+_PATIENT_BITS: Final = 24  # patient index bits in the packed appointment schedule
 _KIND_CUM: Final = tuple(itertools.accumulate(w for _, w in _KINDS))
 
 
@@ -254,6 +267,8 @@ class _Generator:
         # E.164 -> [(patient id, current?)] in generation order
         self.index: dict[str, list[tuple[str, bool]]] = {}
         self.preferred: dict[str, str] = {}  # patient id -> E.164 of the number to call them on
+        # patient id -> [(RelatedPerson id, related patient id, v3-RoleCode)]: "the other is my CODE"
+        self.relations: dict[str, list[tuple[str, str, str]]] = {}
         self.mrn_a = 7_919_053  # coprime with 90,000,000: a permutation of 8-digit MRNs
         self.mrn_b = self.rng.randrange(90_000_000)
 
@@ -651,9 +666,13 @@ class _Generator:
         res["address"] = [dict(address)]
         return res
 
-    def run(self) -> tuple[list[FhirJson], list[FhirJson]]:
+    def run(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[FhirJson], list[FhirJson]]:
         rp_serial = 0
+        next_report = 0
         while len(self.patients) < self.size:
+            if progress is not None and len(self.patients) >= next_report:
+                progress(len(self.patients), self.size)
+                next_report = len(self.patients) + max(1, self.size // 200)
             hh = self.household()
             room = self.size - len(self.patients)
             if len(hh.members) > room:  # the last household is cut to fit; parents come first
@@ -675,7 +694,20 @@ class _Generator:
                 self.index_phones(m)
             for rp_id, subject, person, code in related:
                 self.related.append(self.related_json(rp_id, hh.members[subject], hh.members[person], code, hh.address))
+                self.relations.setdefault(hh.members[subject].id, []).append((rp_id, hh.members[person].id, code))
+        if progress is not None:
+            progress(self.size, self.size)
         return self.patients, self.related
+
+    def directory(self, seed: int) -> tuple[dict[str, list[FhirJson]], dict[str, Any]]:
+        """Clinics, clinicians and payors: names from their own stream (the same whatever the
+        size), numbers from the patients' pool (so none is a patient's number)."""
+        patients_rng = self.rng
+        self.rng = _FastRandom(f"pa-tui/{seed}/directory")
+        try:
+            return _directory.build(self)
+        finally:
+            self.rng = patients_rng
 
     def index_phones(self, m: _Person) -> None:
         seen: set[str] = set()
@@ -703,9 +735,17 @@ class _Generator:
 class Population:
     """A generated population: FHIR R4 JSON per resource type, plus the indexes demos need.
 
-    Construct with :meth:`generate`. Resources are plain ``dict`` s (FHIR JSON);
-    treat them as read-only — the sandbox and the demo share them.
+    Construct with :meth:`generate` (or :meth:`cached`). :attr:`resources` holds what is
+    built up front: ``Patient``, ``RelatedPerson`` and the health system's directory
+    (``Organization``, ``Location``, ``Practitioner``, ``PractitionerRole``). Each
+    patient's clinical and billing record (the :attr:`record_types`) is built on first
+    use by :meth:`records` and is the same whenever and in whatever order it is asked
+    for. Resources are plain ``dict`` s (FHIR JSON); treat them as read-only — the
+    sandbox and the demo share them.
     """
+
+    #: Resource types generated per patient, on first access (see :mod:`.records`).
+    record_types: Final = frozenset(RECORD_TYPES)
 
     def __init__(
         self,
@@ -715,6 +755,8 @@ class Population:
         as_of: date,
         phone_holders: dict[str, list[tuple[str, bool]]],
         preferred_phone: dict[str, str],
+        relations: dict[str, list[tuple[str, str, str]]] | None = None,
+        directory_index: dict[str, Any] | None = None,
     ) -> None:
         self.seed = seed
         self.as_of = as_of
@@ -722,6 +764,9 @@ class Population:
         self.by_id: dict[str, FhirJson] = {p["id"]: p for p in resources.get("Patient", [])}
         self._holders = phone_holders
         self._preferred = preferred_phone
+        self._relations = relations or {}
+        #: ``{"City|ST": {"location": id, "staff": {specialty: [practitioner ids]}}}``
+        self.directory_index: dict[str, Any] = directory_index or {}
         self.households: dict[str, list[str]] = {}
         for number, holders in phone_holders.items():
             current = [pid for pid, is_current in holders if is_current]
@@ -729,13 +774,27 @@ class Population:
                 self.households[number] = current
         self._single: list[str] | None = None
         self._household_numbers: list[str] | None = None
+        self._records: dict[str, dict[str, list[FhirJson]]] = {}
+        self._factory: RecordFactory | None = None
+        self._schedule: tuple[array[int], array[int], list[str]] | None = None
+        self._lock = threading.RLock()
+        self._by_type_id: dict[str, dict[str, FhirJson]] = {}
 
     @classmethod
-    def generate(cls, size: int = 500, seed: int = 7, *, as_of: date | None = None) -> Population:
-        """``size`` patients (exactly) in households, with their RelatedPersons.
+    def generate(
+        cls,
+        size: int = 500,
+        seed: int = 7,
+        *,
+        as_of: date | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Population:
+        """``size`` patients (exactly) in households, with their RelatedPersons and the directory.
 
-        Same ``size``, ``seed`` and ``as_of`` → byte-identical resources. ``as_of``
-        (default :data:`REFERENCE_DATE`) is the day ages and ended periods count from.
+        Same ``size``, ``seed`` and ``as_of`` → byte-identical resources (records too).
+        ``as_of`` (default :data:`REFERENCE_DATE`) is the day ages, ended periods and
+        appointments count from: a demo passes ``date.today()`` to have appointments
+        "tomorrow". ``progress(done, total)`` is called as patients are built.
         """
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError("size must be a whole number of patients, 0 or more")
@@ -745,17 +804,41 @@ class Population:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            patients, related = gen.run()
+            patients, related = gen.run(progress)
+            directory, directory_index = gen.directory(seed)
         finally:
             if gc_was_enabled:
                 gc.enable()
         return cls(
-            {"Patient": patients, "RelatedPerson": related},
+            {"Patient": patients, "RelatedPerson": related, **directory},
             seed=seed,
             as_of=as_of,
             phone_holders=gen.index,
             preferred_phone=gen.preferred,
+            relations=gen.relations,
+            directory_index=directory_index,
         )
+
+    @classmethod
+    def cached(
+        cls,
+        size: int = 100_000,
+        seed: int = 7,
+        *,
+        as_of: date | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Population:
+        """:meth:`generate`, kept on disk so the next start with the same arguments is quick.
+
+        The cache lives under platformdirs' ``user_cache_path("pa-tui")/population`` (or
+        ``cache_dir``), one file per ``(size, seed, as_of, generator version, Python)``;
+        an unreadable or stale file is regenerated, and a cache that cannot be written
+        is only a slower next start.
+        """
+        from pa_tui.demo.population import _cache
+
+        return _cache.cached(cls, size, seed, as_of=as_of or REFERENCE_DATE, cache_dir=cache_dir, progress=progress)
 
     # ---------------------------------------------------------------- views
     @property
@@ -770,14 +853,118 @@ class Population:
     def related_persons(self) -> list[FhirJson]:
         return self.resources.get("RelatedPerson", [])
 
+    @property
+    def practitioners(self) -> list[FhirJson]:
+        return self.resources.get("Practitioner", [])
+
+    @property
+    def locations(self) -> list[FhirJson]:
+        return self.resources.get("Location", [])
+
+    @property
+    def organizations(self) -> list[FhirJson]:
+        return self.resources.get("Organization", [])
+
     def resource(self, resource_type: str, resource_id: str) -> FhirJson | None:
+        """One resource by type and id, generating its patient's record if need be."""
         if resource_type == "Patient":
             return self.by_id.get(resource_id)
-        return next((r for r in self.resources.get(resource_type, []) if r.get("id") == resource_id), None)
+        if resource_type in self.record_types:
+            pid = self.patient_for(resource_type, resource_id)
+            if pid is None:
+                return None
+            return next((r for r in self.records(pid)[resource_type] if r["id"] == resource_id), None)
+        index = self._by_type_id.get(resource_type)
+        if index is None:
+            index = self._by_type_id[resource_type] = {r["id"]: r for r in self.resources.get(resource_type, [])}
+        return index.get(resource_id)
 
     def all_resources(self) -> Iterator[FhirJson]:
+        """Every resource, records included (this generates every patient's record)."""
         for items in self.resources.values():
             yield from items
+        yield from self.iter_records()
+
+    # ---------------------------------------------------------------- records
+    def _records_factory(self) -> RecordFactory:
+        if self._factory is None:
+            self._factory = RecordFactory(self)
+        return self._factory
+
+    def relations_of(self, patient_id: str) -> list[tuple[str, str, str]]:
+        """``[(RelatedPerson id, patient id, v3-RoleCode)]``: the household members this patient's
+        record names, each read "the other patient is my CODE" (e.g. ``MTH``: my mother)."""
+        return list(self._relations.get(patient_id, ()))
+
+    def records(self, patient_id: str) -> dict[str, list[FhirJson]]:
+        """This patient's record per type (:attr:`record_types`), built on first call.
+
+        Raises ``KeyError`` for an id that is not a generated patient.
+        """
+        found = self._records.get(patient_id)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._records.get(patient_id)
+            if found is None:
+                if patient_id not in self.by_id:
+                    raise KeyError(patient_id)
+                found = self._records[patient_id] = self._records_factory().records(patient_id)
+        return found
+
+    def patient_for(self, resource_type: str, resource_id: str) -> str | None:
+        """The patient whose generated record holds ``resource_type/resource_id``, from the id alone."""
+        prefix, _, rest = resource_id.partition("-")
+        if ID_PREFIX.get(resource_type) != prefix:
+            return None
+        pid = "pt-" + rest.partition("-")[0]
+        return pid if pid in self.by_id else None
+
+    def iter_records(self, resource_type: str | None = None) -> Iterator[FhirJson]:
+        """Every patient's records (optionally of one type), in patient order. Generates them all."""
+        for pid in self.by_id:
+            for rtype, items in self.records(pid).items():
+                if resource_type is None or rtype == resource_type:
+                    yield from items
+
+    def _appointment_schedule(self) -> tuple[array[int], array[int], list[str]]:
+        with self._lock:
+            if self._schedule is None:
+                factory = self._records_factory()
+                ids = list(self.by_id)
+                by_day: list[int] = []
+                by_second: list[int] = []
+                for index, pid in enumerate(ids):
+                    for ordinal, seconds in factory.schedule(pid):
+                        by_day.append(ordinal << _PATIENT_BITS | index)
+                        by_second.append(seconds << _PATIENT_BITS | index)
+                by_day.sort()
+                by_second.sort()
+                self._schedule = (array("q", by_day), array("q", by_second), ids)
+            return self._schedule
+
+    def appointment_patients(
+        self, *, days: tuple[int, int] | None = None, seconds: tuple[int, int] | None = None
+    ) -> set[str]:
+        """Patients with a generated appointment starting within an inclusive range of local
+        dates (``date.toordinal()``) or of UTC instants (epoch seconds). Cheap after the first
+        call (which plans, but does not build, every patient's appointments)."""
+        by_day, by_second, ids = self._appointment_schedule()
+        keys, (lo, hi) = (by_day, days) if days is not None else (by_second, seconds or (0, 0))
+        if days is None and seconds is None:
+            return set(ids)
+        start = bisect_left(keys, max(lo, 0) << _PATIENT_BITS)
+        stop = bisect_left(keys, (max(hi, -1) + 1) << _PATIENT_BITS)
+        mask = (1 << _PATIENT_BITS) - 1
+        return {ids[k & mask] for k in keys[start:stop]}
+
+    def appointments_on(self, day: date) -> list[FhirJson]:
+        """Generated appointments starting on ``day`` (the clinic's local date), any status."""
+        ordinal = day.toordinal()
+        out = []
+        for pid in sorted(self.appointment_patients(days=(ordinal, ordinal))):
+            out += [a for a in self.records(pid)["Appointment"] if a["start"][:10] == day.isoformat()]
+        return out
 
     def holders(self, number: str) -> list[str]:
         """Ids of every patient whose record lists ``number`` (E.164), current or old, in order."""
@@ -850,7 +1037,8 @@ class Population:
         return len(sharing) / len(self.patients)
 
     def to_bundle(self, bundle_type: str = "collection") -> FhirJson:
-        """Every resource in one Bundle (e.g. to export the population to a real FHIR server)."""
+        """Every resource, records included, in one Bundle (e.g. to export the population to a
+        real FHIR server). Generates every patient's record."""
         return {
             "resourceType": "Bundle",
             "type": bundle_type,
