@@ -175,6 +175,7 @@ class SearchScreen(Screen[None]):
     def _post_query(self) -> None:
         self._timer = None
         self._posted = self.parsed
+        self.error = ""  # a new search: the last one's failure no longer applies
         self.post_message(self.QueryChanged(self, self.parsed))
         self._show_status()
         self._sync_bindings()

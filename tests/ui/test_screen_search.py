@@ -165,6 +165,11 @@ async def test_search_error_is_shown() -> None:
         screen(app).error = "EHR is down — try again in a minute"
         await pilot.pause()
         assert "✗ Search failed: EHR is down" in screen_text(app)
+        await pilot.press("end")
+        await type_text(pilot, " maria")
+        await pilot.press("enter")  # a new search clears the old failure
+        await answer(app, pilot, PATIENTS[:1])
+        assert "Search failed" not in screen_text(app) and "1 patient" in screen_text(app)
 
 
 async def test_show_mrn_reveals_the_mrn_column() -> None:
