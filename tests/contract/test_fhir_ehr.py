@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from pa_tui.backends.base import EHR, BadRequest, NotFound, NotSupported
+from pa_tui.backends.base import EHR, BadRequest, NotFound
 from pa_tui.backends.fhir import FhirClient, FhirEhr
 from pa_tui.demo.fhir_sandbox import FhirSandbox
 from pa_tui.demo.host import SimulatorHost
@@ -178,8 +178,17 @@ def _bundle(*resources: dict) -> dict:
 
 
 def _mock_ehr(handler: Callable[[httpx.Request], httpx.Response]) -> FhirEhr:
+    """A server without a CapabilityStatement (so both phone forms are tried) and no Accounts."""
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/metadata"):
+            return _json(404, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]})
+        if request.url.path.endswith("/Account"):
+            return _json(200, _bundle())
+        return handler(request)
+
     client = FhirClient(
-        "https://ehr.example.org/fhir", transport=httpx.MockTransport(handler), backoff=0, max_backoff=0
+        "https://ehr.example.org/fhir", transport=httpx.MockTransport(serve), backoff=0, max_backoff=0
     )
     return FhirEhr(client, today=date(2026, 1, 1))
 
@@ -380,7 +389,10 @@ async def test_search_results_are_sorted_and_capped(ehr: FhirEhr) -> None:
     assert keys == sorted(keys)
 
 
-async def test_sections_not_yet_supported(ehr: FhirEhr) -> None:
-    with pytest.raises(NotSupported):
-        await ehr.load_section("pt-000001", Section.APPOINTMENTS)
+async def test_every_section_answers_and_no_chart_without_a_template(ehr: FhirEhr) -> None:
+    for section in Section:
+        view = await ehr.load_section("pt-000001", section)
+        assert view is not None
     assert ehr.chart_url(await ehr.patient("pt-000001")) is None
+    with pytest.raises(BadRequest):
+        await ehr.load_section("../etc", Section.NOTES)
