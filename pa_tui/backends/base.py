@@ -172,6 +172,18 @@ class EHR(Protocol):
 
     async def search(self, query: str) -> list[PatientSummary]: ...
 
+    async def search_identify(
+        self,
+        given: str,
+        family: str,
+        birthdate: date | None,
+        gender: str | None = None,
+        phone: PhoneNumber | str | None = None,
+    ) -> CallerMatch:
+        """The identification form (where the EHR cannot search by phone): the vendor's minimum
+        search set built from the form. Raises ``BadRequest`` naming what this EHR needs."""
+        ...
+
     async def patient(self, patient_id: str) -> PatientSummary: ...
 
     async def load_section(self, patient_id: str, section: Section) -> object:
@@ -180,6 +192,11 @@ class EHR(Protocol):
 
     async def write_note(self, note: Note) -> str:
         """Write a note back to the EHR; returns the EHR's id for it."""
+        ...
+
+    async def confirm_appointment(self, appointment_id: str) -> bool:
+        """Mark the patient's participation accepted (a reminder's "yes"); False where the EHR
+        does not allow pa-tui to change appointments or this one cannot be confirmed."""
         ...
 
     def chart_url(self, patient: PatientSummary) -> str | None: ...

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -380,3 +381,120 @@ async def test_logs_carry_no_phi(
     assert "Patient search" in text
     for secret in (number[2:], number[5:], member["name"][0]["family"], member["birthDate"], "not-a-number"):
         assert secret not in text
+
+
+# --------------------------------------------------------------------------- writes, versions, capabilities
+async def test_create_returns_id_and_version_and_is_never_retried() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = json.loads(request.content)
+        assert "id" not in body and body["resourceType"] == "DocumentReference"
+        return httpx.Response(201, headers={"Location": f"{BASE}/DocumentReference/doc-9/_history/2"})
+
+    client = _mock(handler)
+    result = await client.create("DocumentReference", {"id": "ignored", "status": "current"}, if_none_exist="identifier=a|b")
+    assert (result.id, result.version_id, result.created, result.resource) == ("doc-9", "2", True, None)
+    (req,) = seen
+    assert req.method == "POST" and req.headers["content-type"] == "application/fhir+json"
+    assert req.headers["if-none-exist"] == "identifier=a|b" and req.headers["prefer"] == "return=representation"
+    with pytest.raises(BadRequest):
+        await client.create("DocumentReference", {"resourceType": "Patient"})
+    await client.aclose()
+
+    calls = 0
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if request.method == "POST":
+            raise httpx.ReadTimeout("slow", request=request)
+        return _fhir(503, _oo("busy", "transient"))
+
+    client = _mock(flaky, retries=3)
+    with pytest.raises(Unavailable):
+        await client.create("DocumentReference", {"status": "current"})
+    assert calls == 1, "a write that may have happened is not sent again"
+    with pytest.raises(Unavailable):
+        await client.update({"resourceType": "Appointment", "id": "a1", "status": "booked"})
+    assert calls == 2, "a failed update is not sent again either"
+    await client.aclose()
+
+
+async def test_conditional_create_that_found_the_resource() -> None:
+    existing = {"resourceType": "DocumentReference", "id": "doc-1", "meta": {"versionId": "4"}}
+    client = _mock(lambda request: _fhir(200, existing))
+    result = await client.create("DocumentReference", {"status": "current"}, if_none_exist="identifier=x|y")
+    await client.aclose()
+    assert (result.id, result.version_id, result.created) == ("doc-1", "4", False)
+
+
+async def test_update_sends_if_match_and_maps_conflicts() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "GET":
+            return _fhir(200, {"resourceType": "Appointment", "id": "a1"}, {"ETag": 'W/"7"'})
+        if request.headers.get("if-match") == 'W/"7"':
+            return _fhir(200, {**json.loads(request.content), "meta": {"versionId": "8"}})
+        return _fhir(412, _oo("version conflict", "conflict"))
+
+    client = _mock(handler)
+    resource, version = await client.read_versioned("Appointment", "a1")
+    assert version == "7"
+    result = await client.update(resource, version_id=version)
+    assert (result.id, result.version_id) == ("a1", "8") and seen[-1].url.path.endswith("/Appointment/a1")
+    with pytest.raises(BadRequest) as exc:
+        await client.update({"resourceType": "Appointment", "id": "a1", "meta": {"versionId": "6"}})
+    assert exc.value.status == 412 and "changed" in exc.value.title and seen[-1].headers["if-match"] == 'W/"6"'
+    with pytest.raises(BadRequest):
+        await client.update({"resourceType": "Appointment", "id": "../x"})
+    await client.aclose()
+    client = _mock(lambda request: _fhir(405, _oo("read-only", "not-supported")))
+    from pa_tui.backends.base import NotSupported
+
+    with pytest.raises(NotSupported):
+        await client.update({"resourceType": "Appointment", "id": "a1"})
+    await client.aclose()
+
+
+async def test_capabilities_are_read_once() -> None:
+    calls = 0
+    caps = {
+        "resourceType": "CapabilityStatement",
+        "rest": [{"resource": [{"type": "Patient", "searchParam": [{"name": "telecom"}, {"name": "name"}]},
+                               {"type": "Observation"}]}],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return _fhir(200, caps)
+
+    client = _mock(handler)
+    results = await asyncio.gather(*(client.search_params("Patient") for _ in range(5)))
+    assert all(r == frozenset({"telecom", "name"}) for r in results)
+    assert await client.search_params("Observation") is None and await client.search_params("Nope") is None
+    assert calls == 1
+    await client.aclose()
+    failing = _mock(lambda request: _fhir(404, _oo("no metadata", "not-found")))
+    assert await failing.search_params("Patient") is None and await failing.search_params("Patient") is None
+    await failing.aclose()
+
+
+async def test_sandbox_search_with_the_epic_profile_needs_a_minimum_set(
+    sandbox: FhirSandbox, base_url: str, population: Population
+) -> None:
+    from pa_tui.backends.base import NotSupported
+
+    p = population.patients[3]
+    async with FhirClient(base_url, vendor="epic") as client:
+        with pytest.raises(NotSupported):
+            await client.search("Patient", {"phone": population.patient_phone(p["id"])[2:]})
+        found = await client.search(
+            "Patient", {"given": p["name"][0]["given"][0], "family": p["name"][0]["family"], "birthdate": p["birthDate"]}
+        )
+    assert p["id"] in [r["id"] for r in found.resources]
+    assert not any("phone=" in line for line in sandbox.request_log)

@@ -57,6 +57,7 @@ from pa_tui.backends.fhir.parse import (
     related_person,
     relationship_kind,
 )
+from pa_tui.backends.fhir.profiles import VendorProfile
 from pa_tui.backends.fhir.sections import (
     NOTE_IDENTIFIER_SYSTEM,
     RecordSummary,
@@ -236,7 +237,8 @@ class FhirEhr:
         self._summary_ttl = summary_ttl
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> VendorProfile:
+        """What this EHR allows (the client's vendor profile)."""
         return self.client.profile
 
     def today(self) -> date:
