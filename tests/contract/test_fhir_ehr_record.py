@@ -22,7 +22,8 @@ from pa_tui.domain.records import Billing, Money, Section, SectionUnavailable
 
 PID = "p1"
 REF = {"reference": f"Patient/{PID}"}
-SOON = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # the EHRs here run on 2026-01-01 (MiniFhir.ehr's today)
+SOON = NOW + timedelta(days=3)
 LATER = SOON + timedelta(days=30)
 PAST = SOON - timedelta(days=90)
 SNOMED_REFERRAL = {"coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]}
@@ -120,6 +121,22 @@ async def test_appointments_upcoming_first_with_names() -> None:
     assert [r.url.params["patient"] for r in server.sent("GET", "Appointment")] == [PID]
     await ehr.load_section(PID, Section.APPOINTMENTS)
     assert len(server.sent("GET", "Practitioner")) == 1 and len(server.sent("GET", "Location")) == 1, "cached"
+    await ehr.aclose()
+
+
+async def test_upcoming_is_reckoned_on_the_ehrs_day() -> None:
+    """A demo runs on its population's day: "tomorrow" there is upcoming, whatever the wall clock says."""
+    day = date(2024, 3, 1)
+    server = MiniFhir(
+        patient(PID),
+        _appointment("tomorrow", datetime(2024, 3, 2, 9, tzinfo=UTC)),
+        _appointment("last-week", datetime(2024, 2, 23, 9, tzinfo=UTC), "fulfilled"),
+    )
+    ehr = server.ehr(today=day)
+    assert ehr.now().date() == day
+    assert [a.id for a in await ehr.load_section(PID, Section.APPOINTMENTS)] == ["tomorrow", "last-week"]  # type: ignore[attr-defined]
+    summary = await ehr.load_section(PID, Section.SUMMARY)
+    assert summary.next_appointment.id == "tomorrow"  # type: ignore[attr-defined]
     await ehr.aclose()
 
 

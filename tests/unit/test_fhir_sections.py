@@ -329,6 +329,20 @@ def test_care_team_phone_numbers_from_the_members_own_records() -> None:
     ]
 
 
+def test_a_team_line_is_listed_after_the_members() -> None:
+    team = {
+        "resourceType": "CareTeam",
+        "name": "Primary care team",
+        "telecom": [{"system": "phone", "value": "(689) 555-1422", "use": "work"}],
+        "participant": [{"role": [{"text": "PCP"}], "member": {"display": "Dr Rao"}}],
+    }
+    members = care_team_members(team, today=TODAY)
+    assert [(m.name, m.role, m.phone.e164 if m.phone else None) for m in members] == [
+        ("Dr Rao", "PCP", None),
+        ("Primary care team", "Team line", "+16895551422"),
+    ]
+
+
 def test_official_document_reference() -> None:
     n = clinical_note(_load("DocumentReference-example.json"))
     assert isinstance(n, ClinicalNote) and n.type == "Outpatient Note" and n.status == "preliminary"

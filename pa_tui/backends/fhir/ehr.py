@@ -246,6 +246,12 @@ class FhirEhr:
             return self._today()
         return self._today or date.today()
 
+    def now(self) -> datetime:
+        """The moment "upcoming" is reckoned from: now, on :meth:`today` (a demo's simulated day)."""
+        real = datetime.now(UTC)
+        today = self.today()
+        return real if today == real.date() else datetime.combine(today, real.timetz())
+
     # ---------------------------------------------------------------- patients as the console sees them
     def _summary(self, resource: object, today: date | None = None) -> PatientSummary:
         today = today or self.today()
@@ -671,7 +677,7 @@ class FhirEhr:
         refs = await self._resolve(k for r in found for k in references_to_resolve(r, patient_id=patient_id))
         today = self.today()
         views = [appointment_view(r, patient_id=patient_id, refs=refs, today=today) for r in found]
-        return tuple(_appointment_order(views, datetime.now(UTC)))
+        return tuple(_appointment_order(views, self.now()))
 
     async def _load_referrals(self, patient_id: str) -> object:
         category = self.profile.referral_category
@@ -788,7 +794,7 @@ class FhirEhr:
                     return None
                 found = await self._records("Appointment", [("patient", patient_id)])
                 cached = tuple(appointment_view(r, patient_id=patient_id) for r in found)
-            return _next_appointment(cached, datetime.now(UTC))
+            return _next_appointment(cached, self.now())
 
         async def balance() -> Money | None:
             cached = self._recall(patient_id, Section.BILLING)

@@ -637,6 +637,9 @@ def care_team_members(
             if not name and phone is None:
                 continue  # neither a name nor a number: nothing an agent could use
             out.append(CareTeamMember(name=name or "(name not recorded)", role=role, phone=phone, team=team))
+        team_phone = _best_phone(resource_phones(r, today=today, region=region))
+        if team_phone is not None and (team or out):
+            out.append(CareTeamMember(name=team or "Care team", role="Team line", phone=team_phone, team=team))
     except Exception:  # noqa: BLE001
         return out
     return out
