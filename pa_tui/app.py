@@ -43,7 +43,9 @@ from pa_tui.messages import (
     StreamNoticed,
 )
 from pa_tui.backends.inbound.facts import PopRequested
+from pa_tui.flows.calls import CallFlow
 from pa_tui.flows.record import RecordFlow
+from pa_tui.screens.transfer import TransferScreen
 from pa_tui.screens.console import ConsoleScreen
 from pa_tui.screens.patient import PatientScreen
 from pa_tui.widgets.patient_card import LookupState
@@ -59,7 +61,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PaTuiApp(RecordFlow, App[int]):
+class PaTuiApp(CallFlow, RecordFlow, App[int]):
     """The agent console."""
 
     TITLE = "pa-tui"
@@ -99,6 +101,7 @@ class PaTuiApp(RecordFlow, App[int]):
         self._record_init()
         self.chosen: dict[str, PatientSummary] = {}  # call id -> the patient the caller is
         self.verified: dict[str, str] = {}  # call id -> how the caller was verified
+        self.handoffs_checked: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:
@@ -304,15 +307,7 @@ class PaTuiApp(RecordFlow, App[int]):
 
     @on(ConsoleScreen.Requested)
     def _console_requested(self, event: ConsoleScreen.Requested) -> None:
-        call_id = self.focused_call_id
-        if event.action == "open-record":
-            patient = self._caller_patient()
-            if patient is None:
-                self.notify("No single patient for this call yet: choose (c) or search (/).", severity="warning")
-                return
-            self.open_record(patient, call_id=call_id, verified_label=self.verified.get(call_id or "", ""))
-        elif event.action in ("verify", "choose", "search"):
-            self.notify(f"'{event.action}' is not available yet.", severity="warning")
+        self.run_intent(event.action)
 
     def _caller_patient(self) -> PatientSummary | None:
         if self.home.patient is not None:
@@ -334,6 +329,10 @@ class PaTuiApp(RecordFlow, App[int]):
             return  # duplicate
         log.info("call %s leg %s state %s", call.id, event.call_id, event.state.value)
         self._log(self._event_line(event, call))
+        if call.custom_data:
+            self.maybe_receive_handoff(call)
+        if call.is_ended and isinstance(self.screen, TransferScreen) and call.id == self.focused_call_id:
+            self.screen.call_ended = True
         if (
             call.id not in self.lookups_started
             and isinstance(call.ani, PhoneNumber)

@@ -34,7 +34,17 @@ class ConsoleScreen(Screen[None]):
         Binding("v", "verify", "Verify", id="verify-caller", tooltip="Verify the caller's identity"),
         Binding("c", "choose", "Choose", id="choose-patient", tooltip="Choose which household member is calling"),
         Binding("slash", "search", "Search", id="search", tooltip="Search patients by name, phone, DOB or ID"),
+        Binding("d", "intent('dial')", "Dial", id="dial", tooltip="Dial a number from your Dialpad devices"),
+        Binding("t", "intent('transfer')", "Transfer", id="transfer",
+                tooltip="Transfer the call; the patient context goes with it"),
+        Binding("h", "intent('hangup')", "Hang up", id="hangup", tooltip="Hang up the current call"),
+        Binding("s", "intent('status')", "Status", id="status", tooltip="Go on or off duty"),
+        Binding("m", "intent('mini-dialer')", "Mini dialer", id="mini-dialer",
+                tooltip="Open the Dialpad mini dialer in your browser (it carries the call audio)"),
     ]
+
+    def action_intent(self, action: str) -> None:
+        self.post_message(self.Requested(action))
 
     class Requested(Message):
         """An intent from the console: ``action`` is one of the binding actions."""
@@ -61,6 +71,8 @@ class ConsoleScreen(Screen[None]):
             return True if match is not None and match.kind == "household" else None
         if action in ("open_record", "verify"):
             return True if self.patient is not None or (match is not None and match.kind == "single") else None
+        if action == "intent" and parameters and parameters[0] in ("transfer", "hangup"):
+            return True if self.call is not None and self.call.is_active else None
         return True
 
     agent: reactive[Agent | None] = reactive(None)
@@ -68,7 +80,7 @@ class ConsoleScreen(Screen[None]):
     status: reactive[AgentStatus | None] = reactive(None)
     connection: reactive[ConnectionState | None] = reactive(None)
     problem: reactive[str] = reactive("")
-    call: reactive[Call | None] = reactive(None)
+    call: reactive[Call | None] = reactive(None, bindings=True)
     other_calls: reactive[int] = reactive(0)
     now: reactive[datetime | None] = reactive(None)
     today: reactive[date | None] = reactive(None)
