@@ -43,6 +43,7 @@ from pa_tui.messages import (
     StreamNoticed,
 )
 from pa_tui.backends.inbound.facts import PopRequested
+from pa_tui.commands import ContextCommands
 from pa_tui.flows.calls import CallFlow
 from pa_tui.flows.record import RecordFlow
 from pa_tui.screens.transfer import TransferScreen
@@ -65,6 +66,7 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
     """The agent console."""
 
     TITLE = "pa-tui"
+    COMMANDS = App.COMMANDS | {ContextCommands}
     CSS_PATH = ["styles/base.tcss", "styles/console.tcss", "styles/patient.tcss"]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit", tooltip="Leave pa-tui (notes are already saved)"),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pa_tui.backends.base import BackendSet
+from pa_tui.backends.base import BackendSet, Store
 from pa_tui.backends.dialpad.client import DialpadClient
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
 from pa_tui.backends.fhir.client import FhirClient
@@ -118,7 +118,12 @@ class DemoEnvironment:
         return self.fhir.url(self.host.url("fhir"))
 
     def backends(
-        self, *, agent_id: str | None = None, store_path: Path | None = None, listen_port: int = 0
+        self,
+        *,
+        agent_id: str | None = None,
+        store_path: Path | None = None,
+        store: Store | None = None,
+        listen_port: int = 0,
     ) -> BackendSet:
         """The production backends, pointed at the simulators.
 
@@ -128,7 +133,7 @@ class DemoEnvironment:
         client = DialpadClient(api_key=self.api_key, base_url=self.dialpad_url)
         telephony = DialpadTelephony(client, user_id=agent_id or self.agent_id)
         ehr = FhirEhr(FhirClient(self.fhir_url, vendor="generic"))
-        store = SqliteStore(store_path or data_dir() / "demo.db")
+        store = store or SqliteStore(store_path or data_dir() / "demo.db")
         inbound = InboundListener(
             port=listen_port, dialpad_secret=None, twilio_auth_token=self.twilio.auth_token
         )

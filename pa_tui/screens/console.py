@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -116,6 +117,11 @@ class ConsoleScreen(Screen[None]):
                 yield Static("Live events", classes="pane-title")
                 yield EventLog(id="event-log")
         yield Footer()
+
+    NARROW_BELOW = 110  # columns
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < self.NARROW_BELOW, "-narrow")
 
     def log_line(self, line: str) -> None:
         self.query_one(EventLog).write(line)

@@ -21,7 +21,7 @@ def format_duration(seconds: float) -> str:
 
 class CallBanner(Static):
     DEFAULT_CSS = """
-    CallBanner { height: 3; width: 1fr; content-align: left middle; padding: 0 1; }
+    CallBanner { height: 2; width: 1fr; padding: 0 1; }
     """
 
     call: reactive[Call | None] = reactive(None)

@@ -16,6 +16,13 @@ from textual.widget import Widget
 from pa_tui.app import PaTuiApp, make_app
 from pa_tui.config import load_settings
 from pa_tui.demo.launch import DemoEnvironment
+from tests.contract.store.conftest import StoreTarget, _target, pg_cluster  # noqa: F401 - fixtures reused here
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreTarget]:
+    """A Store location several consoles share: one SQLite file, or one PostgreSQL schema."""
+    yield from _target(request, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from textual.widgets import Input
 
@@ -18,6 +17,7 @@ from pa_tui.screens.transfer import TransferScreen
 from pa_tui.screens.verify import VerifyScreen
 from pa_tui.widgets.patient_card import PatientCard
 from pa_tui.widgets.section_view import SectionView
+from tests.contract.store.conftest import StoreTarget
 from tests.ui.conftest import listening, wait_until, widget_text
 from tests.ui.test_screen_support import type_text
 
@@ -94,14 +94,13 @@ async def test_search_without_a_call_opens_the_record(
 
 
 async def test_transfer_hands_the_patient_context_to_the_receiving_console(
-    demo_env: DemoEnvironment, tmp_path: Path
+    demo_env: DemoEnvironment, store_target: StoreTarget
 ) -> None:
     agents = list(demo_env.dialpad.agents.values())
     a, b = agents[0], agents[1]
-    store = tmp_path / "shared.db"
-    app_a = make_app(load_settings(), demo_env.backends(agent_id=a.id, store_path=store))
-    app_b = make_app(load_settings(), demo_env.backends(agent_id=b.id, store_path=store))
-    number = demo_env.population.single_caller_numbers()[7]
+    app_a = make_app(load_settings(), demo_env.backends(agent_id=a.id, store=store_target.make()))
+    app_b = make_app(load_settings(), demo_env.backends(agent_id=b.id, store=store_target.make()))
+    number = demo_env.population.single_caller_numbers()[7 if store_target.backend == "sqlite" else 8]
     async with app_a.run_test(size=(160, 48)) as pa, app_b.run_test(size=(160, 48)) as pb:
         await wait_until(pa, lambda: demo_env.dialpad.has_listener(a.id) and demo_env.dialpad.has_listener(b.id))
         call_id = await demo_env.host.acall(demo_env.dialpad.ring(number, user_id=a.id))
