@@ -168,7 +168,6 @@ def classify_query(query: str) -> tuple[str, Any]:
     return ("date", dob) if dob else ("unknown", None)
 
 
-
 #: LOINC 34109-9 "Note": the DocumentReference.type pa-tui writes unless configured otherwise.
 NOTE_TYPE: Final = ("http://loinc.org", "34109-9", "Note")
 US_CORE_DOC_CATEGORY: Final = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
@@ -856,7 +855,13 @@ class FhirEhr:
         tasks = {asyncio.ensure_future(self._read_ref(key)): key for key in missing}
         if self.section_timeout is not None:
             budget = min(budget, self.section_timeout / 2)
-        done, pending = await asyncio.wait(tasks, timeout=budget)
+        try:
+            done, pending = await asyncio.wait(tasks, timeout=budget)
+        except asyncio.CancelledError:  # the section's own time limit: leave nothing running behind
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         for task in pending:
             task.cancel()
         if pending:

@@ -426,7 +426,7 @@ _nested = st.recursive(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(_json, _nested))
 def test_section_parsers_never_raise(data: Any) -> None:
     out = _all_parsers(data)
