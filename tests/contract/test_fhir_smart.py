@@ -326,6 +326,12 @@ async def test_bearer_and_no_auth() -> None:
     assert seen[-1] is None and "fhir.auth" in exc.value.fix
     with pytest.raises(AuthError):
         BearerAuth(SecretStr("   "))
+    legacy = FhirClient(BASE, headers={"Authorization": "Bearer s3cret"}, transport=httpx.MockTransport(handler))
+    assert isinstance(legacy.auth, BearerAuth) and "s3cret" not in repr(legacy) + repr(legacy.auth)
+    with pytest.raises(AuthError) as exc:
+        await legacy.read("Patient", "p1")
+    await legacy.aclose()
+    assert seen[-1] == "Bearer s3cret" and "pa-tui auth set fhir" in exc.value.fix
 
 
 async def test_writes_sign_in_again_once_too(rsa_key: rsa.RSAPrivateKey) -> None:
@@ -350,3 +356,107 @@ async def test_writes_sign_in_again_once_too(rsa_key: rsa.RSAPrivateKey) -> None
     await client.aclose()
     assert (result.id, result.version_id, len(created)) == ("doc-1", "1", 1)
     assert len(server.token_requests) == 2
+
+
+# --------------------------------------------------------------------------- against the sandbox's token endpoint
+sandbox_auth = pytest.mark.skipif(
+    not hasattr(__import__("pa_tui.demo.fhir_sandbox", fromlist=["FhirSandbox"]).FhirSandbox, "register_client"),
+    reason="the sandbox has no SMART token endpoint yet",
+)
+
+
+@pytest.fixture(scope="module")
+def smart_sandbox(rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> Any:
+    from pa_tui.demo.fhir_sandbox import FhirSandbox
+    from pa_tui.demo.host import SimulatorHost
+    from pa_tui.demo.population import Population
+
+    clock = Clock(__import__("time").time())
+    sb = FhirSandbox(Population.generate(60, seed=3), auth=True, token_lifetime=300, clock=clock)
+    public = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    sb.register_client(CLIENT_ID, public.decode(), KID)
+    sb.register_client("ec-client", ec_key.public_key(), KID)
+    sb.register_client("reader", public.decode(), KID, scopes=["system/*.read"])
+    host = SimulatorHost()
+    host.add("fhir", sb.app)
+    host.start()
+    try:
+        yield sb, sb.url(host.url("fhir")), clock
+    finally:
+        host.stop()
+
+
+def _sandbox_ehr(url: str, auth: SmartBackendAuth) -> Any:
+    from pa_tui.backends.fhir import FhirEhr
+
+    return FhirEhr(FhirClient(url, auth=auth, backoff=0, max_backoff=0), today=__import__("datetime").date(2026, 1, 1))
+
+
+@sandbox_auth
+async def test_sandbox_sign_in_and_record(smart_sandbox: Any, rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> None:
+    from pa_tui.domain.records import Section
+
+    sb, url, clock = smart_sandbox
+    sb.request_log.clear()
+    scope = "system/*.read system/DocumentReference.write system/Appointment.write"
+    ehr = _sandbox_ehr(url, _smart(rsa_key, clock, scope=scope))
+    pid = "pt-000001"
+    views = await asyncio.gather(*(ehr.load_section(pid, s) for s in Section))
+    assert all(not isinstance(v, BaseException) for v in views)
+    assert ehr.client.auth.token_url == url.rsplit("/fhir", 1)[0] + "/auth/token"  # discovered, loopback HTTP
+    assert sum(line.startswith("POST /auth/token") for line in sb.request_log) == 1
+    ec_auth = SmartBackendAuth("ec-client", SecretStr(_pem(ec_key)), KID, "ES384", clock=clock)
+    ec_ehr = _sandbox_ehr(url, ec_auth)
+    assert (await ec_ehr.patient(pid)).id == pid
+    await ehr.aclose()
+    await ec_ehr.aclose()
+
+
+@sandbox_auth
+async def test_sandbox_refuses_a_wrong_key(smart_sandbox: Any, other_rsa_key: rsa.RSAPrivateKey) -> None:
+    sb, url, clock = smart_sandbox
+    ehr = _sandbox_ehr(url, _smart(other_rsa_key, clock))
+    with pytest.raises(AuthError) as exc:
+        await ehr.patient("pt-000001")
+    await ehr.aclose()
+    assert "invalid_client" in exc.value.title and "signature" in exc.value.title
+    assert CLIENT_ID in exc.value.fix and "public key" in exc.value.fix
+
+
+@sandbox_auth
+async def test_sandbox_expired_token_is_refreshed_once(smart_sandbox: Any, rsa_key: rsa.RSAPrivateKey) -> None:
+    sb, url, clock = smart_sandbox
+    client_clock = Clock(clock.now)  # pa-tui's clock stands still: it believes its token is still good
+    ehr = _sandbox_ehr(url, _smart(rsa_key, client_clock))
+    await ehr.patient("pt-000001")
+    sb.request_log.clear()
+    clock.now += 400  # the server's clock moves past the token's 300 s
+    client_clock.now = clock.now - 250
+    assert (await ehr.patient("pt-000002")).id == "pt-000002"
+    log = list(sb.request_log)
+    assert [line.split("?")[0] for line in log] == [
+        "GET /fhir/Patient/pt-000002",  # 401: expired
+        "POST /auth/token",
+        "GET /fhir/Patient/pt-000002",
+    ]
+    await ehr.aclose()
+
+
+@sandbox_auth
+async def test_sandbox_scope_refusals(smart_sandbox: Any, rsa_key: rsa.RSAPrivateKey) -> None:
+    from datetime import UTC, datetime
+
+    from pa_tui.domain.notes import Note
+
+    sb, url, clock = smart_sandbox
+    reader = _sandbox_ehr(url, SmartBackendAuth("reader", SecretStr(_pem(rsa_key)), KID, clock=clock))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(PermissionDenied) as exc:
+        await reader.write_note(Note(id="n-s", patient_id="pt-000001", agent_id="a", text="t", created_at=now, updated_at=now))
+    assert "write access" in exc.value.fix
+    greedy = _sandbox_ehr(url, SmartBackendAuth("reader", SecretStr(_pem(rsa_key)), KID, scope="system/*.write", clock=clock))
+    with pytest.raises(PermissionDenied) as exc:
+        await greedy.patient("pt-000001")
+    assert "scope" in exc.value.title
+    await reader.aclose()
+    await greedy.aclose()

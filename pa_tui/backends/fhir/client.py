@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
+from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from pa_tui.backends.base import (
@@ -46,7 +47,7 @@ from pa_tui.backends.base import (
     RateLimited,
     Unavailable,
 )
-from pa_tui.backends.fhir.auth import Auth, NoAuth
+from pa_tui.backends.fhir.auth import Auth, BearerAuth, NoAuth
 from pa_tui.backends.fhir.parse import bundle_page, operation_outcome_message
 from pa_tui.backends.fhir.profiles import PROFILES, VendorProfile, vendor_profile
 
@@ -142,6 +143,11 @@ class FhirClient:
             raise ValueError("the FHIR base URL must be an http(s) URL with a host")
         self.base_url = str(url)
         self.profile = vendor_profile(vendor)
+        headers = dict(headers or {})
+        if auth is None:  # a bearer token passed as a header is a BearerAuth (and its 401 says so)
+            key = next((k for k in headers if k.lower() == "authorization"), None)
+            if key is not None and headers[key].lower().startswith("bearer "):
+                auth = BearerAuth(SecretStr(headers.pop(key)))
         self.auth: Auth = auth if auth is not None else NoAuth()
         self._required: list[tuple[str, str]] = []
         if self.profile.practice_param:
@@ -159,7 +165,7 @@ class FhirClient:
         self._backoff_max = max(0.0, max_backoff)
         self._max_retry_after = max_retry_after
         all_headers = {"Accept": FHIR_JSON, "User-Agent": "pa-tui"}
-        all_headers.update(headers or {})
+        all_headers.update(headers)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
