@@ -505,3 +505,23 @@ async def test_search_identify_generic() -> None:
     with pytest.raises(BadRequest, match="Legal sex"):
         await ehr.search_identify("Eva", "Diaz", date(1990, 9, 9), gender="robot")
     await ehr.aclose()
+
+
+async def test_no_phi_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    server = MiniFhir(*_record(), capabilities=capability_statement(["phone", "given", "family", "birthdate"]))
+    server.delay["Location"] = 2.0
+    ehr = server.ehr(section_timeout=1.0)
+    for section in Section:
+        await ehr.load_section(PID, section)
+    await ehr.find_by_phone(_num("(408) 555-1212"))
+    await ehr.search_identify("Ana", "Rivera", date(1985, 2, 3), phone="408-555-1212")
+    await ehr.write_note(_note())
+    await ehr.confirm_appointment("ap-soon")
+    await ehr.aclose()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "FHIR" in text
+    for phi in ("Rivera", "Ana", "555", "1985", "Refill requested", "lab results", "Lisinopril", "Cardiology"):
+        assert phi not in text, phi
