@@ -30,7 +30,7 @@ from pa_tui.domain.agents import AgentStatus, AgentStatusEvent
 from pa_tui.domain.calls import Call, CallBook, CallDirection, CallEvent, CallPhase, CallState
 from pa_tui.domain.notes import Note, NoteStatus
 from pa_tui.domain.patients import PatientSummary
-from pa_tui.domain.phones import PhoneNumber, format_human
+from pa_tui.domain.phones import PhoneNumber, format_human, mask_phone
 from pa_tui.messages import (
     AgentLoaded,
     AgentStatusChanged,
@@ -97,6 +97,7 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         self.problems: dict[str, str] = {}  # area -> one line; insertion order = age
         self.home = ConsoleScreen()
         self.privacy_mask = bool(getattr(getattr(settings, "ui", None), "privacy_mask", False))
+        self.home.set_reactive(ConsoleScreen.masked, self.privacy_mask)
         self._closed = False
         self._store_ready = asyncio.Event()
         self._store_ok = False
@@ -299,7 +300,8 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
             updated_at=now,
         )
         self.book.replace(call)
-        self._log(f"pop        ← {format_human(message.ani)} ({message.source})")
+        self._log(f"pop        ← {format_human(message.ani)} ({message.source})",
+                  f"pop        ← {mask_phone(message.ani)} ({message.source})")
         if isinstance(call.ani, PhoneNumber):
             self.lookups_started.add(call.id)
             self.lookup_started_at[call.id] = now
@@ -330,7 +332,7 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         if call is None:
             return  # duplicate
         log.info("call %s leg %s state %s", call.id, event.call_id, event.state.value)
-        self._log(self._event_line(event, call))
+        self._log(self._event_line(event, call), self._event_line(event, call, masked=True))
         if call.custom_data:
             self.maybe_receive_handoff(call)
         if call.is_ended and isinstance(self.screen, TransferScreen) and call.id == self.focused_call_id:
@@ -403,13 +405,13 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         if self.problems.pop(area, None) is not None:
             self.home.problem = next(reversed(self.problems.values()), "")
 
-    def _log(self, line: str) -> None:
+    def _log(self, line: str, masked: str | None = None) -> None:
         stamp = self.clock().astimezone().strftime("%H:%M:%S")
-        self.home.log_line(f"{stamp}  {line}")
+        self.home.log_line(f"{stamp}  {line}", f"{stamp}  {masked}" if masked is not None else None)
 
     @staticmethod
-    def _event_line(event: CallEvent, call: Call) -> str:
-        who = format_human(call.ani) if call.ani is not None else "unknown number"
+    def _event_line(event: CallEvent, call: Call, *, masked: bool = False) -> str:
+        who = (mask_phone(call.ani) if masked else format_human(call.ani)) if call.ani is not None else "unknown number"
         arrow = "←" if call.direction is CallDirection.INBOUND else "→"
         state = event.raw_state or event.state.value
         if event.state is CallState.UNKNOWN:

@@ -93,13 +93,18 @@ class ConsoleScreen(Screen[None]):
     patient: reactive[PatientSummary | None] = reactive(None, bindings=True)  # the chosen caller
     verified: reactive[str] = reactive("")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[tuple[str, str | None]] = []
+
     def compose(self) -> ComposeResult:
         yield AgentBar(id="agent-bar").data_bind(
             ConsoleScreen.agent, ConsoleScreen.status, ConsoleScreen.connection
         )
         yield ProblemBanner(id="problem-banner").data_bind(ConsoleScreen.problem)
         yield CallBanner(id="call-banner").data_bind(
-            ConsoleScreen.call, ConsoleScreen.now, others=ConsoleScreen.other_calls, me=ConsoleScreen.agent_id
+            ConsoleScreen.call, ConsoleScreen.now, ConsoleScreen.masked, others=ConsoleScreen.other_calls,
+            me=ConsoleScreen.agent_id,
         )
         with Horizontal(id="console-body"):
             with Vertical(id="patient-pane"):
@@ -115,7 +120,7 @@ class ConsoleScreen(Screen[None]):
                 )
             with Vertical(id="events-pane"):
                 yield Static("Live events", classes="pane-title")
-                yield EventLog(id="event-log")
+                yield EventLog(id="event-log").data_bind(ConsoleScreen.masked)
         yield Footer()
 
     NARROW_BELOW = 110  # columns
@@ -123,5 +128,15 @@ class ConsoleScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < self.NARROW_BELOW, "-narrow")
 
-    def log_line(self, line: str) -> None:
-        self.query_one(EventLog).write(line)
+    def log_line(self, line: str, masked: str | None = None) -> None:
+        logs = self.query(EventLog)
+        if not logs:  # events can arrive before the screen is composed: keep them for on_mount
+            self._pending.append((line, masked))
+            return
+        logs.first().add(line, masked)
+
+    def on_mount(self) -> None:
+        log = self.query_one(EventLog)
+        for line, masked in self._pending:
+            log.add(line, masked)
+        self._pending.clear()

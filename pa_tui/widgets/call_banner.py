@@ -9,7 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from pa_tui.domain.calls import Call, CallDirection, CallPhase, PartyType
-from pa_tui.domain.phones import format_human
+from pa_tui.domain.phones import format_human, mask_phone
 
 
 def format_duration(seconds: float) -> str:
@@ -28,6 +28,7 @@ class CallBanner(Static):
     now: reactive[datetime | None] = reactive(None)
     others: reactive[int] = reactive(0)
     me: reactive[str | None] = reactive(None)
+    masked: reactive[bool] = reactive(False)
 
     def watch_call(self, call: Call | None) -> None:
         phase = call.phase if call else None
@@ -46,11 +47,11 @@ class CallBanner(Static):
             call.direction, "☎ Call"
         )
         text.append(f"{arrow}  ", style="bold")
-        text.append(format_human(call.ani), style="bold")
+        text.append(mask_phone(call.ani) if self.masked else format_human(call.ani), style="bold")
         if call.queue is not None and call.queue.type is PartyType.CALL_CENTER and call.queue.name:
             text.append(f"  → {call.queue.name} line")
         elif call.dnis is not None:
-            text.append(f"  → {format_human(call.dnis)}")
+            text.append(f"  → {mask_phone(call.dnis) if self.masked else format_human(call.dnis)}")
         text.append("   ")
         text.append(f"[{call.state.label}]", style="bold reverse" if call.phase is CallPhase.RINGING else "bold")
         if self.now is not None:

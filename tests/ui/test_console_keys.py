@@ -1,0 +1,96 @@
+"""Keyboard-first: privacy mask, help, palette, dial and duty status from the console."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.command import CommandPalette
+
+from pa_tui.app import PaTuiApp
+from pa_tui.demo.launch import DemoEnvironment
+from pa_tui.domain.phones import parse_phone
+from pa_tui.screens.dial import DialScreen
+from pa_tui.screens.search import SearchScreen
+from pa_tui.screens.status import StatusScreen
+from pa_tui.widgets.agent_bar import AgentBar
+from pa_tui.widgets.call_banner import CallBanner
+from pa_tui.widgets.event_log import EventLog
+from pa_tui.widgets.patient_card import PatientCard
+from tests.ui.conftest import listening, wait_until, widget_text
+from tests.ui.test_screen_support import type_text
+
+
+async def test_privacy_mask_hides_names_dobs_and_numbers_everywhere(
+    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
+) -> None:
+    number = demo_env.population.single_caller_numbers()[9]
+    human = parse_phone(number).human  # type: ignore[union-attr]
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await listening(pilot, demo_env)
+        await demo_env.host.acall(demo_env.dialpad.ring(number, user_id=demo_env.agent_id))
+        card = app.screen.query_one(PatientCard)
+        await wait_until(pilot, lambda: card.match is not None and card.match.kind == "single")
+        patient = card.match.candidates[0]
+        log = app.screen.query_one(EventLog)
+        assert patient.display_name in widget_text(card) and human in "\n".join(log.texts)
+        await pilot.press("ctrl+x")
+        await pilot.pause()
+        shown = widget_text(card) + widget_text(app.screen.query_one(CallBanner)) + "\n".join(log.texts)
+        assert patient.display_name not in shown and patient.dob_label not in shown
+        assert human not in shown and number[-10:] not in shown
+        assert "Patient 1" in shown and "•••" in shown
+        await pilot.press("ctrl+x")
+        await pilot.pause()
+        assert patient.display_name in widget_text(card)
+
+
+async def test_help_and_palette(demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]) -> None:
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: bool(app.screen.query("HelpPanel")))
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: not app.screen.query("HelpPanel"))
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await type_text(pilot, "search patients")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
+
+
+async def test_dial_from_the_console_places_an_outbound_call(
+    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
+) -> None:
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await listening(pilot, demo_env)
+        await wait_until(pilot, lambda: app.agent_id is not None)
+        before = {c.call_id for c in demo_env.dialpad.active_calls()}
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, DialScreen))
+        await type_text(pilot, "(202) 555-0133")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, DialScreen))
+        await wait_until(pilot, lambda: {c.call_id for c in demo_env.dialpad.active_calls()} - before != set())
+        banner = app.screen.query_one(CallBanner)
+        await wait_until(pilot, lambda: "(202) 555-0133" in widget_text(banner))
+        assert "Outgoing" in widget_text(banner)
+
+
+async def test_going_off_duty_with_a_reason(demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]) -> None:
+    agent = list(demo_env.dialpad.agents.values())[2]
+    from pa_tui.app import make_app
+    from pa_tui.config import load_settings
+
+    app = make_app(load_settings(), demo_env.backends(agent_id=agent.id, store_path=None))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: demo_env.dialpad.has_listener(agent.id) and app.agent_id is not None)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, StatusScreen))
+        await pilot.press("1")  # the first reason: off duty for it
+        await wait_until(pilot, lambda: not isinstance(app.screen, StatusScreen))
+        bar = app.screen.query_one(AgentBar)
+        await wait_until(pilot, lambda: "Off duty" in widget_text(bar))
+        assert demo_env.dialpad.duty_status(agent.id) == "unavailable"
