@@ -48,6 +48,7 @@ from pa_tui.flows.calls import CallFlow
 from pa_tui.flows.record import RecordFlow
 from pa_tui.screens.transfer import TransferScreen
 from pa_tui.screens.console import ConsoleScreen
+from pa_tui.screens.diagnostics import DiagnosticsScreen
 from pa_tui.screens.patient import PatientScreen
 from pa_tui.widgets.patient_card import LookupState
 
@@ -73,6 +74,8 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         Binding("ctrl+x", "toggle_mask", "Privacy", id="privacy-mask",
                 tooltip="Hide names, dates of birth, MRNs and numbers everywhere (for screen sharing)"),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key on this screen"),
+        Binding("f2", "diagnostics", "Diagnostics", id="diagnostics",
+                tooltip="Event link, websocket expiry, rate budgets, listener, outbox"),
     ]
 
     def __init__(
@@ -155,6 +158,30 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
             if hasattr(screen, "masked"):
                 screen.masked = self.privacy_mask  # type: ignore[attr-defined]
         self.notify("Privacy mask on: PHI hidden" if self.privacy_mask else "Privacy mask off")
+
+    def action_diagnostics(self) -> None:
+        if not isinstance(self.screen, DiagnosticsScreen):
+            self.push_screen(DiagnosticsScreen())
+
+    def on_diagnostics_screen_refresh_requested(self, event: DiagnosticsScreen.RefreshRequested) -> None:
+        self.refresh_diagnostics()
+
+    @work(group="diagnostics", exclusive=True, exit_on_error=False, description="Gather diagnostics")
+    async def refresh_diagnostics(self) -> None:
+        telephony = self.backends.telephony
+        info: dict[str, Any] = {
+            "telephony": telephony.diagnostics() if hasattr(telephony, "diagnostics") else {},
+            "inbound": getattr(self.backends.inbound, "url", None),
+            "store": type(self.backends.store).__name__ if self.backends.store is not None else None,
+        }
+        store = await self.ready_store()
+        if store is not None:
+            try:
+                info["outbox"] = await store.outbox_counts()
+            except BackendError as exc:
+                info["outbox"] = {"error": exc.title}
+        if isinstance(self.screen, DiagnosticsScreen):
+            self.screen.info = info
 
     def action_help(self) -> None:
         if self.screen.query("HelpPanel"):

@@ -69,6 +69,7 @@ class ContextCommands(Provider):
         commands += [
             ("Toggle the privacy mask", "Hide PHI on screen for screen sharing", app.action_toggle_mask),
             ("Show keys", "Every binding on this screen", app.action_help),
+            ("Diagnostics", "Event link, websocket expiry, rate budgets, listener, outbox", app.action_diagnostics),
         ]
         return commands
 

@@ -94,3 +94,23 @@ async def test_going_off_duty_with_a_reason(demo_env: DemoEnvironment, console_a
         bar = app.screen.query_one(AgentBar)
         await wait_until(pilot, lambda: "Off duty" in widget_text(bar))
         assert demo_env.dialpad.duty_status(agent.id) == "unavailable"
+
+
+async def test_diagnostics_shows_the_link_url_expiry_and_budgets(
+    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
+) -> None:
+    from pa_tui.screens.diagnostics import DiagnosticsScreen, DiagnosticsView
+
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await listening(pilot, demo_env)
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: isinstance(app.screen, DiagnosticsScreen))
+        view = app.screen.query_one(DiagnosticsView)
+        await wait_until(pilot, lambda: "connected" in widget_text(view))
+        text = widget_text(view)
+        assert "URL expires in" in text and "min" in text  # an hour-long URL, counting down
+        assert "rate budgets" in text and "initiate_call" in text and "screen_pop" in text
+        assert "Inbound listener" in text and "127.0.0.1" in text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, DiagnosticsScreen))
