@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import itertools
 import json
 import time
 from collections import Counter
@@ -15,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from pa_tui.demo.population import ACCOUNT_BALANCE_URL, RECORD_TYPES, REFERENCE_DATE, Population
-from pa_tui.demo.population import _cache
+from pa_tui.demo.population import ACCOUNT_BALANCE_URL, RECORD_TYPES, REFERENCE_DATE, Population, _cache
 from pa_tui.demo.population.records import epoch_seconds, utc_offset
 
 DIRECTORY_TYPES = ("Organization", "Location", "Practitioner", "PractitionerRole")
@@ -24,7 +24,7 @@ DIRECTORY_TYPES = ("Organization", "Location", "Practitioner", "PractitionerRole
 
 @pytest.fixture(scope="module")
 def pop() -> Population:
-    return Population.generate(400, seed=7)
+    return Population.generate(300, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_progress_is_reported() -> None:
     calls: list[tuple[int, int]] = []
     Population.generate(1000, seed=2, progress=lambda done, total: calls.append((done, total)))
     assert calls[0] == (0, 1000) and calls[-1] == (1000, 1000)
-    assert len(calls) > 10 and all(a[0] <= b[0] for a, b in zip(calls, calls[1:], strict=False))
+    assert len(calls) > 10 and all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
 
 
 # --------------------------------------------------------------------------- FHIR validity
@@ -161,7 +161,9 @@ def test_appointments_past_and_future(pop: Population, records: dict) -> None:
     # some patients are booked tomorrow, more during the week
     tomorrow = pop.as_of + timedelta(days=1)
     assert len(pop.appointments_on(tomorrow)) >= 5
-    week = [a for a in future if a["status"] == "booked" and a["start"][:10] <= (pop.as_of + timedelta(days=7)).isoformat()]
+    week = [
+        a for a in future if a["status"] == "booked" and a["start"][:10] <= (pop.as_of + timedelta(days=7)).isoformat()
+    ]
     assert len(week) > len(pop.appointments_on(tomorrow))
     # times are clinic-local with the right UTC offset (standard time in January, daylight in July)
     ny = (-5, True)
@@ -233,9 +235,14 @@ def test_coverage_follows_the_household(pop: Population, records: dict) -> None:
             assert c["payor"] and c["period"]["start"]
         if age >= 65:
             seniors += 1
-            plans = {cls["name"] for c in current for cls in c.get("class", []) if cls["type"]["coding"][0]["code"] == "plan"}
-            assert plans & {"Original Medicare (Parts A and B)", "Bluewater Medicare Advantage HMO",
-                            "Pinnacle Senior Advantage PPO"}, plans
+            plans = {
+                cls["name"] for c in current for cls in c.get("class", []) if cls["type"]["coding"][0]["code"] == "plan"
+            }
+            assert plans & {
+                "Original Medicare (Parts A and B)",
+                "Bluewater Medicare Advantage HMO",
+                "Pinnacle Senior Advantage PPO",
+            }, plans
         for c in current:
             if c["relationship"]["coding"][0]["code"] in ("child", "spouse"):
                 subscriber = c["subscriber"]["reference"]
@@ -243,8 +250,10 @@ def test_coverage_follows_the_household(pop: Population, records: dict) -> None:
                 holder = pop.resource(rtype, rid)
                 assert holder is not None
                 # the subscriber's own coverage carries the same member number
-                holder_id = holder["id"] if rtype == "Patient" else next(
-                    other for rp, other, _ in pop.relations_of(pid) if rp == rid
+                holder_id = (
+                    holder["id"]
+                    if rtype == "Patient"
+                    else next(other for rp, other, _ in pop.relations_of(pid) if rp == rid)
                 )
                 theirs = [x for x in pop.records(holder_id)["Coverage"] if x["status"] == "active"]
                 assert any(x.get("subscriberId") == c["subscriberId"] for x in theirs)

@@ -144,9 +144,7 @@ def build(gen: _Generator) -> tuple[dict[str, list[FhirJson]], dict[str, Any]]:
                     {"system": "fax", "value": fax, "use": "work"},
                 ],
                 "address": address,
-                "physicalType": {
-                    "coding": [{"system": C.LOCATION_PHYSICAL_TYPE, "code": "bu", "display": "Building"}]
-                },
+                "physicalType": {"coding": [{"system": C.LOCATION_PHYSICAL_TYPE, "code": "bu", "display": "Building"}]},
                 "managingOrganization": {"reference": f"Organization/{PROVIDER_ORG_ID}", "display": PROVIDER_ORG_NAME},
                 "hoursOfOperation": [
                     {"daysOfWeek": list(_WEEKDAYS), "openingTime": "08:00:00", "closingTime": "17:00:00"},
@@ -177,7 +175,9 @@ def build(gen: _Generator) -> tuple[dict[str, list[FhirJson]], dict[str, Any]]:
                 {
                     "resourceType": "Practitioner",
                     "id": pr_id,
-                    "identifier": [{"use": "official", "system": STAFF_ID_SYSTEM, "value": f"S{100000 + staff_serial}"}],
+                    "identifier": [
+                        {"use": "official", "system": STAFF_ID_SYSTEM, "value": f"S{100000 + staff_serial}"}
+                    ],
                     "active": True,
                     "name": [human_name],
                     "telecom": [
@@ -210,7 +210,11 @@ def build(gen: _Generator) -> tuple[dict[str, list[FhirJson]], dict[str, Any]]:
                     "location": [{"reference": f"Location/{loc_id}", "display": name}],
                     "telecom": [{"system": "phone", "value": direct, "use": "work"}],
                     "availableTime": [
-                        {"daysOfWeek": list(_WEEKDAYS), "availableStartTime": "08:00:00", "availableEndTime": "17:00:00"}
+                        {
+                            "daysOfWeek": list(_WEEKDAYS),
+                            "availableStartTime": "08:00:00",
+                            "availableEndTime": "17:00:00",
+                        }
                     ],
                 }
             )

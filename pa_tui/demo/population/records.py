@@ -390,9 +390,7 @@ class RecordFactory:
                 add(d, "specialist", spec, ref.practitioner, minutes, reason=key, referral=idx)
                 if rng.chance(0.35):
                     d2 = weekday(d + timedelta(days=rng.randint(42, 120)))
-                    if d2 < today:
-                        add(d2, "specialist_followup", spec, ref.practitioner, 20, reason=key, referral=idx)
-                    elif rng.chance(0.5):
+                    if d2 < today or rng.chance(0.5):
                         add(d2, "specialist_followup", spec, ref.practitioner, 20, reason=key, referral=idx)
             elif visit == "future":
                 add(weekday(day_in(3, 60)), "specialist", spec, ref.practitioner, minutes, reason=key, referral=idx)
@@ -517,7 +515,10 @@ class RecordFactory:
             reason = C.CONDITIONS.get(v.reason or "") or next((a for a in C.ACUTE if a.key == v.reason), None)
             if reason is not None:
                 res["reasonCode"] = [
-                    {"coding": [{"system": C.ICD10, "code": reason.icd10, "display": reason.display}], "text": reason.short}
+                    {
+                        "coding": [{"system": C.ICD10, "code": reason.icd10, "display": reason.display}],
+                        "text": reason.short,
+                    }
                 ]
             res["description"] = description
             res["start"] = _stamp(v.day, v.minute, v.offset)
@@ -566,7 +567,9 @@ class RecordFactory:
             cond = C.CONDITIONS[ref.reason]
             performer_type: FhirJson = {"text": spec.role_text}
             if spec.occupation:
-                performer_type["coding"] = [{"system": C.SCT, "code": spec.occupation[0], "display": spec.occupation[1]}]
+                performer_type["coding"] = [
+                    {"system": C.SCT, "code": spec.occupation[0], "display": spec.occupation[1]}
+                ]
             urgent = rng.chance(0.1)
             res: FhirJson = {
                 "resourceType": "ServiceRequest",
@@ -721,9 +724,7 @@ class RecordFactory:
                 "display": other_name,
             }
 
-        def make(
-            plan: C.Plan, subscriber_pid: str, member: str, start: date, end: date | None, order: int
-        ) -> FhirJson:
+        def make(plan: C.Plan, subscriber_pid: str, member: str, start: date, end: date | None, order: int) -> FhirJson:
             nonlocal n
             n += 1
             relationship, subscriber_ref = relation_to(subscriber_pid)
@@ -743,7 +744,10 @@ class RecordFactory:
             if plan.kind == "selfpay":
                 res["type"] = _cc(C.COVERAGE_SELFPAY, "pay", "Pay", "Self-pay")
                 payor = (
-                    {"reference": f"RelatedPerson/{p.guardians[0][0]}", "display": _name_of(self.pop.by_id[p.guardians[0][1]])[0]}
+                    {
+                        "reference": f"RelatedPerson/{p.guardians[0][0]}",
+                        "display": _name_of(self.pop.by_id[p.guardians[0][1]])[0],
+                    }
                     if p.age < 18 and p.guardians
                     else self._patient_ref(p)
                 )
@@ -838,8 +842,17 @@ class RecordFactory:
     def _charges(self, p: Person, v: Visit, plan: Plan, rng: _Rng) -> list[str]:
         if v.kind == "physical":
             code = (
-                "99392" if p.age < 5 else "99393" if p.age < 12 else "99394" if p.age < 18
-                else "99395" if p.age < 40 else "99396" if p.age < 65 else "99397"
+                "99392"
+                if p.age < 5
+                else "99393"
+                if p.age < 12
+                else "99394"
+                if p.age < 18
+                else "99395"
+                if p.age < 40
+                else "99396"
+                if p.age < 65
+                else "99397"
             )
             codes = [code]
             if p.age >= 18 and rng.chance(0.6):
@@ -902,9 +915,7 @@ class RecordFactory:
                     {"category": _cc(C.ADJUDICATION, "submitted", "Submitted Amount"), "amount": _money(billed)},
                     {"category": _cc(C.ADJUDICATION, "eligible", "Eligible Amount"), "amount": _money(allowed)},
                 ]
-                if denied:
-                    member = allowed
-                elif cplan.kind == "selfpay":
+                if denied or cplan.kind == "selfpay":
                     member = allowed
                 elif charge.preventive and cplan.kind != "supplement":
                     member = 0
@@ -913,9 +924,7 @@ class RecordFactory:
                         take = min(copay_left, allowed)
                         member += take
                         copay_left -= take
-                        adjudication.append(
-                            {"category": _cc(C.ADJUDICATION, "copay", "CoPay"), "amount": _money(take)}
-                        )
+                        adjudication.append({"category": _cc(C.ADJUDICATION, "copay", "CoPay"), "amount": _money(take)})
                     else:
                         take = min(ded, allowed)
                         if take:
@@ -1115,8 +1124,15 @@ class RecordFactory:
         items: list[tuple[date, FhirJson]] = []
 
         def request(
-            med_key: str, authored: date, status: str, requester: str, reason: tuple[str, str, str] | None,
-            *, refills: int, supply: int, status_reason: str | None = None,
+            med_key: str,
+            authored: date,
+            status: str,
+            requester: str,
+            reason: tuple[str, str, str] | None,
+            *,
+            refills: int,
+            supply: int,
+            status_reason: str | None = None,
         ) -> None:
             med = C.MEDICINES[med_key]
             offset = utc_offset(authored, p.tz)
@@ -1134,9 +1150,12 @@ class RecordFactory:
             if med.per_day == 0 or "as needed" in med.sig:
                 dosage["asNeededBoolean"] = True
             route = (
-                ("6064005", "Topical route") if med.unit == "tube"
-                else ("46713006", "Nasal route") if med_key == "fluticasone"
-                else ("447694001", "Respiratory tract route") if med.unit == "inhaler"
+                ("6064005", "Topical route")
+                if med.unit == "tube"
+                else ("46713006", "Nasal route")
+                if med_key == "fluticasone"
+                else ("447694001", "Respiratory tract route")
+                if med.unit == "inhaler"
                 else ("26643006", "Oral route")
             )
             dosage["route"] = _cc(C.SCT, route[0], route[1])
@@ -1150,9 +1169,7 @@ class RecordFactory:
             res.update(
                 {
                     "intent": "order",
-                    "category": [
-                        _cc(C.MED_CATEGORY, "community", "Community", "Discharge/community pharmacy")
-                    ],
+                    "category": [_cc(C.MED_CATEGORY, "community", "Community", "Discharge/community pharmacy")],
                     "medicationCodeableConcept": {
                         "coding": [{"system": C.RXNORM, "code": med.rxcui, "display": med.ingredient}],
                         "text": med.text,
@@ -1220,8 +1237,13 @@ class RecordFactory:
             prescriber = next((v.practitioner for v in plan.visits if v.day == day and v.kind == "acute"), plan.pcp)
             supply = 10 if acute.medicine in ("amoxicillin", "amoxicillin_susp") else 5
             request(
-                acute.medicine, day, "completed", prescriber, (acute.icd10, acute.display, acute.short),
-                refills=0, supply=supply,
+                acute.medicine,
+                day,
+                "completed",
+                prescriber,
+                (acute.icd10, acute.display, acute.short),
+                refills=0,
+                supply=supply,
             )
         items.sort(key=lambda t: (t[0], t[1]["medicationCodeableConcept"]["text"]))
         out = []
@@ -1245,9 +1267,7 @@ class RecordFactory:
             return out
 
         org = {"reference": f"Organization/{PROVIDER_ORG_ID}", "display": PROVIDER_ORG_NAME}
-        since = (self.today - timedelta(days=rng.randint(60, 3000))).isoformat()
-        if since < p.dob.isoformat():
-            since = p.dob.isoformat()
+        since = max((self.today - timedelta(days=rng.randint(60, 3000))).isoformat(), p.dob.isoformat())
         participants: list[FhirJson] = [
             {"role": [role(plan.pcp_specialty)], "member": self.practitioner(plan.pcp), "onBehalfOf": org},
             {"role": [role("nursing")], "member": self.practitioner(rng.choice(p.staff["nursing"])), "onBehalfOf": org},
@@ -1259,7 +1279,11 @@ class RecordFactory:
             )
         if {"depression", "anxiety"} & set(plan.conditions) or p.age >= 80:
             participants.append(
-                {"role": [role("social_work")], "member": self.practitioner(p.staff["social_work"][0]), "onBehalfOf": org}
+                {
+                    "role": [role("social_work")],
+                    "member": self.practitioner(p.staff["social_work"][0]),
+                    "onBehalfOf": org,
+                }
             )
         seen = set()
         for ref in plan.referrals:
@@ -1318,7 +1342,11 @@ class RecordFactory:
                     "subject": self._patient_ref(p),
                     "period": {"start": pt.authored.isoformat(), "end": end.isoformat()},
                     "participant": [
-                        {"role": [role("physical_therapy")], "member": self.practitioner(pt.practitioner), "onBehalfOf": org},
+                        {
+                            "role": [role("physical_therapy")],
+                            "member": self.practitioner(pt.practitioner),
+                            "onBehalfOf": org,
+                        },
                         {"role": [role(plan.pcp_specialty)], "member": self.practitioner(plan.pcp), "onBehalfOf": org},
                     ],
                     "managingOrganization": [org],
@@ -1343,7 +1371,6 @@ class RecordFactory:
         rng = self.rng(p.pid, "notes")
         nurse = rng.choice(p.staff["nursing"])
         items: list[tuple[int, FhirJson]] = []
-        conditions = [C.CONDITIONS[c] for c in plan.conditions]
         he = {"female": "She", "male": "He"}.get(p.sex, "They")
         who = "Parent" if p.age < 18 else "Patient"
 
@@ -1371,7 +1398,9 @@ class RecordFactory:
                             "language": "en-US",
                             "data": base64.b64encode(data).decode(),
                             "size": len(data),
-                            "hash": base64.b64encode(hashlib.sha1(data).digest()).decode(),  # noqa: S324 (FHIR says SHA-1)
+                            "hash": base64.b64encode(
+                                hashlib.sha1(data).digest()
+                            ).decode(),  # FHIR Attachment.hash is SHA-1
                             "title": title,
                             "creation": stamp,
                         }
@@ -1394,7 +1423,12 @@ class RecordFactory:
                 v.practitioner,
                 description,
                 self._progress_text(p, plan, v, rng, he),
-                context={"period": {"start": _stamp(v.day, v.minute, v.offset), "end": _stamp(v.day, v.minute + v.minutes, v.offset)}},
+                context={
+                    "period": {
+                        "start": _stamp(v.day, v.minute, v.offset),
+                        "end": _stamp(v.day, v.minute + v.minutes, v.offset),
+                    }
+                },
             )
         # referral notes
         for ref in plan.referrals:
@@ -1416,7 +1450,9 @@ class RecordFactory:
                 + "\nRecent notes and medication list sent with the referral.\n"
                 f"Please call the referring clinic at {p.location_phone or 'the main number'} with questions."
             )
-            doc("referral", ref.authored, rng.randint(9, 16) * 60, plan.pcp, f"Referral to {spec.display.lower()}", text)
+            doc(
+                "referral", ref.authored, rng.randint(9, 16) * 60, plan.pcp, f"Referral to {spec.display.lower()}", text
+            )
         # telephone encounters
         calls = rng.choice((0, 0, 1, 1, 1, 2, 2, 3))
         meds = [C.MEDICINES[C.CONDITIONS[c].medicines[0]] for c in plan.conditions if C.CONDITIONS[c].medicines]
@@ -1452,7 +1488,9 @@ class RecordFactory:
     def _progress_text(self, p: Person, plan: Plan, v: Visit, rng: _Rng, he: str) -> str:
         conditions = [C.CONDITIONS[c] for c in plan.conditions]
         if v.kind == "physical":
-            subjective = f"{'Well-child check' if p.age < 18 else 'Annual preventive visit'}. {he} reports no new concerns."
+            subjective = (
+                f"{'Well-child check' if p.age < 18 else 'Annual preventive visit'}. {he} reports no new concerns."
+            )
             if conditions:
                 subjective += " Chronic problems reviewed: " + ", ".join(c.short for c in conditions) + "."
             assessment = "Healthy " + ("child" if p.age < 18 else "adult") + "; chronic problems stable."
@@ -1472,10 +1510,13 @@ class RecordFactory:
             cond = C.CONDITIONS[v.reason]
             spec = C.SPECIALTIES[v.specialty]
             subjective = (
-                (f"Referred for {cond.short}. " if v.kind == "specialist" else f"Follow-up for {cond.short}. ")
-                + rng.choice(
-                    ("Reports good adherence.", "Missed a few doses last month.", "Doing well overall.",
-                     "Some side effects, tolerable.")
+                f"Referred for {cond.short}. " if v.kind == "specialist" else f"Follow-up for {cond.short}. "
+            ) + rng.choice(
+                (
+                    "Reports good adherence.",
+                    "Missed a few doses last month.",
+                    "Doing well overall.",
+                    "Some side effects, tolerable.",
                 )
             )
             assessment = f"{cond.display} ({cond.icd10}), " + rng.choice(("stable.", "improving.", "not at goal."))
@@ -1488,9 +1529,7 @@ class RecordFactory:
             subjective, assessment, plan_text = "Routine follow-up.", "Stable.", "Follow up as scheduled."
         if p.age >= 18:
             sys_bp = rng.randint(108, 148) + (8 if "hypertension" in plan.conditions else 0)
-            objective = (
-                f"BP {sys_bp}/{rng.randint(64, 92)}, HR {rng.randint(58, 96)}, SpO2 {rng.randint(95, 99)}%."
-            )
+            objective = f"BP {sys_bp}/{rng.randint(64, 92)}, HR {rng.randint(58, 96)}, SpO2 {rng.randint(95, 99)}%."
         else:
             objective = (
                 f"Growth tracking along the {rng.choice((25, 50, 75))}th percentile. "
@@ -1498,9 +1537,7 @@ class RecordFactory:
             )
         return f"Subjective: {subjective}\nObjective: {objective}\nAssessment: {assessment}\nPlan: {plan_text}"
 
-    def _phone_text(
-        self, p: Person, plan: Plan, rng: _Rng, who: str, meds: list[C.Medicine]
-    ) -> tuple[str, str]:
+    def _phone_text(self, p: Person, plan: Plan, rng: _Rng, who: str, meds: list[C.Medicine]) -> tuple[str, str]:
         pcp = self._practitioners.get(plan.pcp, ("the primary care clinician", None))[0]
         verified = "Identity verified with name and date of birth."
         options = ["billing", "results", "portal"]
