@@ -112,7 +112,7 @@ def test_capability_statement(http: httpx.Client) -> None:
     }.items():
         assert patient_params[name] == kind
     assert {p["name"] for p in resources["RelatedPerson"]["searchParam"]} >= {"patient", "_id"}
-    assert {i["code"] for i in resources["Patient"]["interaction"]} == {"read", "search-type"}
+    assert {i["code"] for i in resources["Patient"]["interaction"]} == {"read", "vread", "search-type"}
 
 
 def test_read_patient_and_related_person(http: httpx.Client, population: Population) -> None:
