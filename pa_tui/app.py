@@ -115,6 +115,9 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         self._tick()
         if self.tick_interval > 0:
             self.set_interval(self.tick_interval, self._tick, name="clock")
+        track = getattr(self.backends.telephony, "track_active_calls", None)
+        if track is not None:
+            track(lambda: [c.id for c in self.book.active() if not c.id.startswith("pop-")])
         self.open_store()
         self.load_agent()
         self.consume_events()

@@ -172,3 +172,23 @@ async def wait_until_sim(predicate: Callable[[], bool], timeout: float = 5.0) ->
     while not predicate():
         assert loop.time() < deadline, "simulator still has an open connection"
         await asyncio.sleep(0.05)
+
+
+async def test_a_call_that_ends_while_the_stream_is_down_is_not_left_ringing(
+    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
+) -> None:
+    number, _ = _single_patient(demo_env)
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await listening(pilot, demo_env)
+        call_id = await demo_env.host.acall(demo_env.dialpad.ring(number, user_id=demo_env.agent_id))
+        await wait_until(pilot, lambda: app.home.call is not None and app.home.call.is_active)
+
+        async def drop_then_hang_up() -> None:
+            await demo_env.dialpad.drop_websockets()
+            await demo_env.dialpad.hangup(call_id)
+
+        await demo_env.host.acall(drop_then_hang_up())
+        # After the reconnect, reconciliation asks Dialpad and the call is shown ended.
+        await wait_until(pilot, lambda: app.home.call is not None and app.home.call.is_ended, timeout=15)
+        assert app.book.active() == [] or all(c.id != app.home.call.id for c in app.book.active())

@@ -723,6 +723,10 @@ class DialpadTelephony:
             log.info("removed stale Dialpad setup: %s", {k: len(v) for k, v in removed.items() if v})
         return removed
 
+    def track_active_calls(self, source: Callable[[], Sequence[str]]) -> None:
+        """Tell the stream which calls the console believes active, for reconciling after a gap."""
+        self._active_calls = source
+
     def diagnostics(self) -> dict[str, Any]:
         """The event stream's state, the websocket URL's age and expiry, and the rate budgets left."""
         now = self._clock()
