@@ -261,10 +261,17 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         async for fact in listener.events():
             if isinstance(fact, PopRequested):
                 self.post_message(PopReceived(fact.ani, fact.dnis, str(fact.source)))
-            elif isinstance(fact, CallEvent):
-                self.post_message(CallEventReceived(fact))
-            elif isinstance(fact, AgentStatusEvent):
-                self.post_message(AgentStatusChanged(fact))
+            elif isinstance(fact, (CallEvent, AgentStatusEvent)):
+                queue = self.backends.webhook_events
+                if queue is not None:
+                    try:  # through the telephony: de-duplicated and reconciled like websocket events
+                        queue.put_nowait(fact)
+                    except asyncio.QueueFull:
+                        log.warning("webhook event queue full; event dropped (reconcile will catch up)")
+                elif isinstance(fact, CallEvent):
+                    self.post_message(CallEventReceived(fact))
+                else:
+                    self.post_message(AgentStatusChanged(fact))
             else:
                 self.post_message(InboundFactReceived(fact))
 

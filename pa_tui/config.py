@@ -54,6 +54,8 @@ __all__ = [
     "DialpadSettings",
     "FhirSettings",
     "ListenSettings",
+    "ReminderClinicSettings",
+    "ReminderSettings",
     "Settings",
     "StoreSettings",
     "TwilioSettings",
@@ -295,6 +297,16 @@ class ListenSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
+    #: The URL Dialpad and Twilio reach this listener at, when a TLS reverse proxy fronts it
+    #: (e.g. "https://agents.example.org/pa-tui"). Signatures are checked against this URL.
+    public_base_url: str | None = None
+    #: Honour X-Forwarded-Proto/Host from that proxy (only when it is yours).
+    trust_proxy: bool = False
+
+    @property
+    def base_url(self) -> str:
+        """Where outside services reach the listener."""
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_loopback(self) -> bool:
@@ -314,6 +326,146 @@ class UiSettings(_Section):
     keymap: dict[str, str] = Field(default_factory=dict)
     verify_before_phi: bool = True
     minor_age: int = Field(default=18, ge=1, le=30)
+
+
+#: The reminder text. Only these fields may appear: ``{clinic}``, ``{date}``, ``{time}``, ``{location}``
+#: — never anything clinical (no clinician, specialty, service or reason).
+REMINDER_FIELDS = ("clinic", "date", "time", "location")
+DEFAULT_REMINDER_TEMPLATE = (
+    "{clinic} reminder: appointment {date} at {time}, {location}. "
+    "Reply C to confirm, R to reschedule, STOP to opt out."
+)
+#: Used instead when the full text would take more than one SMS segment.
+DEFAULT_REMINDER_SHORT_TEMPLATE = "{clinic}: appt {date} {time}. Reply C to confirm, R to reschedule, STOP to opt out."
+
+
+def _check_reminder_template(value: str | None) -> str | None:
+    import string
+
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        raise ValueError("expected the reminder text, e.g. \"{clinic}: appointment {date} at {time}. Reply C …\"")
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
+    except ValueError:
+        raise ValueError("unbalanced { or } in the reminder text (write {{ or }} for a literal brace)") from None
+    allowed = ", ".join("{" + f + "}" for f in REMINDER_FIELDS)
+    for name, spec, conv in fields:
+        if name not in REMINDER_FIELDS or spec or conv:
+            raise ValueError(f"the reminder text may only use {allowed} (no clinical details)")
+    if "STOP" not in text.upper():
+        raise ValueError("the reminder text must tell patients how to opt out (e.g. \"Reply STOP to opt out.\")")
+    return text
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    import zoneinfo
+
+    name = value.strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone such as \"America/Chicago\"") from None
+    return name
+
+
+def _check_clock_time(value: Any) -> str:
+    import datetime as _dt
+
+    if isinstance(value, _dt.time):  # a TOML local time: quiet_start = 20:00:00
+        return f"{value.hour:02d}:{value.minute:02d}"
+    m = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)(?::00)?\s*", str(value))
+    if not m:
+        raise ValueError("expected a time of day as HH:MM, e.g. \"20:00\"")
+    return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+def _check_sender(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not re.fullmatch(r"\+[1-9][\d\s().\-]{6,20}", text):
+        raise ValueError("expected the Twilio number in international form, e.g. \"+14155550142\"")
+    return text
+
+
+class ReminderClinicSettings(_Section):
+    """One clinic's reminders, as ``[reminders.clinics."NAME"]``: NAME is the clinic's EHR Location
+    name or id (``match`` lists more). Every key is optional: the ``[reminders]`` values apply."""
+
+    name: str | None = None  # how the text names the clinic (default: the EHR's location name)
+    location: str | None = None  # where to come (default: the location's address, else its name)
+    timezone: str | None = None  # IANA zone the date and time are written in, and quiet hours kept
+    from_number: str | None = None  # the Twilio number this clinic texts from
+    template: str | None = None
+    short_template: str | None = None
+    match: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("template", "short_template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return _check_reminder_template(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return _check_timezone(value)
+
+    @field_validator("from_number")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        return _check_sender(value)
+
+    @field_validator("name", "location")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match(cls, value: Any) -> Any:
+        return _split_ids(value)
+
+
+class ReminderSettings(_Section):
+    """Appointment reminders by SMS (``pa-tui remind``, the console's "send reminder")."""
+
+    template: str = DEFAULT_REMINDER_TEMPLATE
+    short_template: str = DEFAULT_REMINDER_SHORT_TEMPLATE
+    timezone: str | None = None  # default clinic zone; unset: the appointment's own UTC offset
+    from_number: str | None = None  # default sender; unset: twilio.from_number
+    quiet_start: str = "20:00"  # no texts from this time …
+    quiet_end: str = "08:00"  # … until this time, clinic time; sends then wait in the outbox
+    confirm_in_ehr: bool = True  # a "C" reply confirms the appointment in the EHR (where the profile allows)
+    reply_window_days: int = Field(default=14, ge=1, le=90)  # how far ahead a reply may answer a reminder
+    delivery_wait: float = Field(default=20.0, ge=0, le=600)  # seconds `pa-tui remind` waits for delivery reports
+    clinics: dict[str, ReminderClinicSettings] = Field(default_factory=dict)
+
+    @field_validator("template", "short_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        checked = _check_reminder_template(value)
+        assert checked is not None
+        return checked
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return _check_timezone(value)
+
+    @field_validator("quiet_start", "quiet_end", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> str:
+        return _check_clock_time(value)
+
+    @field_validator("from_number")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        return _check_sender(value)
 
 
 # --------------------------------------------------------------------------- TOML source
@@ -500,6 +652,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     listen: ListenSettings = Field(default_factory=ListenSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    reminders: ReminderSettings = Field(default_factory=ReminderSettings)
 
     _config_file: Path | None = PrivateAttr(default=None)
 

@@ -6,14 +6,16 @@ at the simulators; nothing here knows about demo mode.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 from pa_tui.backends.base import BackendSet, NotSupported
 from pa_tui.backends.dialpad.client import DialpadClient
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
 from pa_tui.backends.fhir.client import FhirClient
 from pa_tui.backends.fhir.ehr import FhirEhr
-from pa_tui.backends.inbound import InboundListener
+from pa_tui.backends.inbound import DIALPAD_EVENTS_PATH, InboundListener
 from pa_tui.backends.store import open_store
 from pa_tui.config import Settings
 from pa_tui.secrets import require_secret
@@ -21,18 +23,28 @@ from pa_tui.secrets import require_secret
 log = logging.getLogger(__name__)
 
 
-def build_telephony(settings: Settings) -> DialpadTelephony:
+def build_telephony(settings: Settings, webhook_events: asyncio.Queue[Any] | None = None) -> DialpadTelephony:
+    """Dialpad, with live events over a websocket (default) or webhooks to the inbound listener."""
     dialpad = settings.dialpad
     key = require_secret("dialpad")
     client = DialpadClient(api_key=key, base_url=dialpad.api_base)
     if not dialpad.user_id:
         raise NotSupported("No Dialpad user id configured", "Set dialpad.user_id in the config file")
+    webhook: dict[str, Any] = {}
+    if dialpad.event_mode == "webhook":
+        webhook = {
+            "event_mode": "webhook",
+            "webhook_url": settings.listen.base_url + DIALPAD_EVENTS_PATH,
+            "webhook_secret": require_secret("dialpad-webhook").get_secret_value(),
+            "webhook_events": webhook_events,
+        }
     return DialpadTelephony(
         client,
         user_id=dialpad.user_id,
         subscription_scope="company" if dialpad.subscription_scope == "company" else "user",
         mini_dialer_client_id=dialpad.mini_dialer_client_id,
         sandbox=dialpad.environment == "sandbox",
+        **webhook,
     )
 
 
@@ -53,12 +65,19 @@ def build_ehr(settings: Settings) -> FhirEhr:
 
 
 def build_backends(settings: Settings) -> BackendSet:
-    return BackendSet(
-        build_telephony(settings),
+    # In webhook mode the listener verifies Dialpad's POSTs and the App hands the events to the
+    # telephony's queue, so they get the same de-duplication and reconciliation as websocket events.
+    webhook_events: asyncio.Queue[Any] | None = (
+        asyncio.Queue(maxsize=1000) if settings.dialpad.event_mode == "webhook" else None
+    )
+    backends = BackendSet(
+        build_telephony(settings, webhook_events),
         build_ehr(settings),
         store=open_store(settings),
         inbound=InboundListener.from_settings(settings),
     )
+    backends.webhook_events = webhook_events
+    return backends
 
 
 def run_console(settings: Settings) -> int:

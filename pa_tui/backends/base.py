@@ -429,6 +429,7 @@ class BackendSet:
         self.messaging = messaging
         self.store = store
         self.inbound = inbound  # the loopback listener (webhooks, 8x8 pop, pa-tui pop), started by the App
+        self.webhook_events: Any = None  # webhook mode: the queue the telephony reads listener events from
 
     async def aclose(self) -> None:
         if self.inbound is not None:
