@@ -300,6 +300,7 @@ def sim(
     Prints their base URLs and the demo credentials, for external tools and for
     pointing a configured pa-tui at them.
     """
+    import datetime
     import signal
     import threading
 
@@ -310,6 +311,7 @@ def sim(
         env = DemoEnvironment.start(
             patients=patients, seed=seed, scenario=scenario, speed=speed, bind=bind,
             ports={"dialpad": dialpad_port, "fhir": fhir_port, "twilio": twilio_port}, fhir_bundle=fhir_bundle,
+            as_of=datetime.date.today(),
         )
     except BundleError as exc:
         _fail(str(exc))
@@ -356,6 +358,51 @@ def pop(ctx: click.Context, ani: str, dnis: str | None) -> None:
     except (ConsoleNotRunning, PopError) as exc:
         _fail(f"{exc.title} — {exc.fix}" if getattr(exc, "fix", "") else exc.title)
     click.echo("Popped in the running console.")
+
+
+# --------------------------------------------------------------------------- remind
+class _DayType(click.ParamType):
+    name = "tomorrow|today|YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import datetime
+
+        from pa_tui.reminders.runner import parse_day
+
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return parse_day(str(value), datetime.date.today())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@cli.command()
+@click.option("--date", "day", type=_DayType(), default="tomorrow", show_default=True,
+              metavar="tomorrow|today|YYYY-MM-DD", help="Whose appointments to remind: that day's.")
+@click.option("--clinic", default=None, metavar="NAME",
+              help="Only this clinic (its name in [reminders.clinics], or the EHR location's name or id).")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent, and why not, without sending anything.")
+@click.option("--demo", "use_demo", is_flag=True,
+              help="Run against the built-in FHIR and Twilio simulators (synthetic patients, nothing leaves "
+              "this machine).")
+@click.option("--wait", type=click.FloatRange(0, 600), default=None, metavar="SECONDS",
+              help="How long to wait for delivery reports after sending (default: reminders.delivery_wait, 20).")
+@click.pass_context
+def remind(ctx: click.Context, day: Any, clinic: str | None, dry_run: bool, use_demo: bool,
+           wait: float | None) -> None:
+    """Text a reminder for every booked appointment on a day, once each.
+
+    Skips patients who opted out (STOP), have no mobile number, or were already
+    reminded; holds texts during quiet hours; prints a summary and exits 1 if
+    any reminder failed.
+    """
+    settings = _state(ctx).load()
+    from pa_tui.reminders.runner import run_remind  # lazy: pulls in the backends
+
+    code = run_remind(settings, day=day, clinic=clinic, dry_run=dry_run, demo=use_demo, wait=wait,
+                      out=click.echo)
+    raise click.exceptions.Exit(int(code or 0))
 
 
 # --------------------------------------------------------------------------- audit

@@ -11,6 +11,7 @@ import logging
 import secrets as pysecrets
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,11 @@ class DemoEnvironment:
         bind: str = "127.0.0.1",
         ports: dict[str, int] | None = None,
         fhir_bundle: str | Path | None = None,
+        as_of: date | None = None,
     ) -> DemoEnvironment:
-        population = Population.generate(size=patients, seed=seed)
+        """``as_of``: the population's "today" (appointments tomorrow, recent claims…); the
+        default is a fixed date, so tests and recordings are the same every day."""
+        population = Population.generate(size=patients, seed=seed, as_of=as_of)
         api_key = "sim_" + pysecrets.token_urlsafe(24)
         roster = default_roster()
         agents, centers = list(roster.agents), list(roster.call_centers)
@@ -174,7 +178,10 @@ def run_demo(
     """
     from pa_tui.app import make_app
 
-    env = DemoEnvironment.start(patients=patients, seed=seed, scenario=scenario or "walkthrough", speed=speed)
+    env = DemoEnvironment.start(
+        patients=patients, seed=seed, scenario=scenario or "walkthrough", speed=speed,
+        as_of=None if record is not None else date.today(),
+    )
     try:
         app = make_app(settings, env.backends())
         if record is None:
