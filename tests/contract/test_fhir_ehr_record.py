@@ -512,6 +512,8 @@ async def test_search_identify_generic() -> None:
         await ehr.search_identify("", "Diaz", date(1990, 9, 9))
     with pytest.raises(BadRequest):
         await ehr.search_identify("Eva", "Diaz", None)
+    with pytest.raises(BadRequest, match="date of birth"):
+        await ehr.search_identify("Eva", "Diaz", None, gender="female")  # a name and a sex are not enough
     with pytest.raises(BadRequest, match="Legal sex"):
         await ehr.search_identify("Eva", "Diaz", date(1990, 9, 9), gender="robot")
     await ehr.aclose()

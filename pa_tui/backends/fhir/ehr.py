@@ -424,7 +424,7 @@ class FhirEhr:
                 value = PHONE_FORMATS[self.profile.phone_formats[0]](number)
                 param = phone_params[0]
                 params.append((param, value if param != "telecom" else f"phone|{value}"))
-        if birthdate is None and not self.profile.patient_minimum_sets and len(params) < 3:
+        if birthdate is None and not any(k in ("phone", "telecom") for k, _ in params):
             raise BadRequest("A date of birth (or legal sex and phone) is needed to identify the caller", self._needs())
         try:
             self.profile.check_patient_search(k for k, _ in params)
