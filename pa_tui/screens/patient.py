@@ -173,7 +173,8 @@ class NotesPanel(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one("#pa-notes", DataTable)
-        table.add_columns("Saved", "Agent", "Call", "Note")
+        for label, width in (("Saved", 11), ("Agent", 8), ("Call", 8), ("Note", 100)):
+            table.add_column(label, width=width)
         self.watch_notes()
         self.watch_save_status()
 

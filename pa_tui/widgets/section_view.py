@@ -30,6 +30,8 @@ from pa_tui.domain.records import (
     SectionUnavailable,
 )
 
+MAX_COLUMN_WIDTH = 48
+
 Status = Literal["idle", "loading", "ready", "error", "unavailable", "locked"]
 
 
@@ -252,7 +254,10 @@ class SectionView(Vertical):
     @staticmethod
     def _fill(table: DataTable[Any], data: Table) -> None:
         table.clear(columns=True)
-        table.add_columns(*data.columns)
+        # Widths from the content (capped), so a table filled while hidden is not cut to its headers.
+        for i, label in enumerate(data.columns):
+            cells = [len(c.plain if isinstance(c, Text) else str(c)) for c in (r.cells[i] for r in data.rows)]
+            table.add_column(label, width=min(max([len(label), *cells]), MAX_COLUMN_WIDTH))
         for row in data.rows:
             table.add_row(*row.cells)
         table.display = True
