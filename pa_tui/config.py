@@ -243,6 +243,10 @@ class FhirSettings(_Section):
     chart_url_template: str | None = None
     ehr_user_id: str | None = None
     timeout: float = Field(default=10.0, gt=0, le=300)
+    #: SMART Backend Services: the signing algorithm of the registered key, and the scopes asked for.
+    #: Writing notes back and confirming appointments need write scopes too.
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    scope: str = "system/*.read"
 
     @field_validator("base_url", "token_url")
     @classmethod

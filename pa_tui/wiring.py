@@ -13,6 +13,7 @@ from typing import Any
 from pa_tui.backends.base import BackendSet, NotSupported
 from pa_tui.backends.dialpad.client import DialpadClient
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
+from pa_tui.backends.fhir.auth import BearerAuth, SmartBackendAuth
 from pa_tui.backends.fhir.client import FhirClient
 from pa_tui.backends.fhir.ehr import FhirEhr
 from pa_tui.backends.inbound import DIALPAD_EVENTS_PATH, InboundListener
@@ -49,19 +50,29 @@ def build_telephony(settings: Settings, webhook_events: asyncio.Queue[Any] | Non
 
 
 def build_ehr(settings: Settings) -> FhirEhr:
+    """The EHR over FHIR R4, with the site's vendor profile and sign-in."""
     fhir = settings.fhir
     if not fhir.base_url:
         raise NotSupported("No EHR configured", "Set fhir.base_url in the config file")
-    headers: dict[str, str] = {}
+    auth: Any = None
     if fhir.auth == "bearer":
-        headers["Authorization"] = "Bearer " + require_secret("fhir").get_secret_value()
+        auth = BearerAuth(require_secret("fhir"))
     elif fhir.auth == "smart-backend":
-        raise NotSupported(
-            "SMART Backend Services sign-in is not available in this version",
-            "Use fhir.auth = \"bearer\" with a token from your EHR administrator for now",
+        if not fhir.client_id or not fhir.key_id:
+            raise NotSupported(
+                "SMART sign-in needs fhir.client_id and fhir.key_id",
+                "Set both in the config file to what the EHR registered for pa-tui",
+            )
+        key: Any = fhir.private_key_path or require_secret("fhir")
+        auth = SmartBackendAuth(
+            fhir.client_id, key, fhir.key_id, alg=fhir.algorithm, scope=fhir.scope, token_url=fhir.token_url
         )
-    client = FhirClient(fhir.base_url, vendor=fhir.vendor, timeout=fhir.timeout, headers=headers)
-    return FhirEhr(client, region=settings.region)
+    client = FhirClient(
+        fhir.base_url, vendor=fhir.vendor, timeout=fhir.timeout, auth=auth, practice_id=fhir.practice_id
+    )
+    return FhirEhr(
+        client, region=settings.region, minor_age=settings.ui.minor_age, chart_url_template=fhir.chart_url_template
+    )
 
 
 def build_backends(settings: Settings) -> BackendSet:
