@@ -11,7 +11,8 @@ import logging
 import secrets as pysecrets
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from datetime import date
+import contextlib
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,15 @@ from pa_tui.backends.dialpad.client import DialpadClient
 from pa_tui.backends.dialpad.telephony import DialpadTelephony
 from pa_tui.backends.fhir.client import FhirClient
 from pa_tui.backends.fhir.ehr import FhirEhr
-from pa_tui.backends.inbound import InboundListener
+from pa_tui.backends.inbound import INBOUND_SMS_PATH, InboundListener
 from pa_tui.backends.store import SqliteStore
 from pa_tui.config import data_dir
 from pa_tui.demo.dialpad_sim import DialpadSimulator, default_roster
 from pa_tui.demo.fhir_sandbox import FhirSandbox
 from pa_tui.demo.host import SimulatorHost
 from pa_tui.demo.population import Population
+from pa_tui.domain.audit import Verification as AuditState
+from pa_tui.domain.handoff import Handoff
 from pa_tui.demo.scenario import Scenario, ScenarioRunner, load_scenario
 from pa_tui.demo.twilio_sim import TwilioSimulator
 
@@ -49,6 +52,9 @@ class DemoEnvironment:
     scenario: Scenario | None = None
     runner: ScenarioRunner | None = None
     on_finished: Callable[[], None] | None = field(default=None, repr=False)
+    store_path: Path | None = None  # the console's store, for hand-offs a scenario writes
+    inbound: InboundListener | None = None  # the console's listener, for SMS replies a scenario sends
+    _handoff_store: SqliteStore | None = field(default=None, repr=False)
 
     @classmethod
     def start(
@@ -101,6 +107,8 @@ class DemoEnvironment:
                 call_centers={c.name.lower(): c.id for c in centers},
                 agents={a.name.lower(): a.id for a in agents},
                 ehr=fhir,
+                handoffs=lambda *args: env._write_handoff(*args),
+                sms=lambda number, text: env._send_sms(number, text),
                 speed=speed,
                 ready=lambda: dialpad.wait_for_listener(env.agent_id),
             )
@@ -137,11 +145,41 @@ class DemoEnvironment:
         client = DialpadClient(api_key=self.api_key, base_url=self.dialpad_url)
         telephony = DialpadTelephony(client, user_id=agent_id or self.agent_id)
         ehr = FhirEhr(FhirClient(self.fhir_url, vendor="generic"))
-        store = store or SqliteStore(store_path or data_dir() / "demo.db")
+        if store is None:
+            self.store_path = store_path or data_dir() / "demo.db"
+            store = SqliteStore(self.store_path)
         inbound = InboundListener(
             port=listen_port, dialpad_secret=None, twilio_auth_token=self.twilio.auth_token
         )
+        self.inbound = inbound
         return BackendSet(telephony, ehr, store=store, inbound=inbound)
+
+    async def _write_handoff(
+        self, call_id: str, number: str, from_agent: str, to_agent: str | None, verified: bool
+    ) -> str | None:
+        """What the sending colleague's console writes on transfer (runs on the simulators' loop)."""
+        if self.store_path is None:
+            return None
+        holders = self.population.holders(number) if number else []
+        if not holders:
+            return None
+        if self._handoff_store is None:
+            self._handoff_store = SqliteStore(self.store_path)
+            await self._handoff_store.open()
+        return await self._handoff_store.put_handoff(
+            Handoff(
+                call_id=call_id,
+                from_agent=from_agent or "colleague",
+                to_agent=to_agent,
+                patient_id=holders[0],
+                verification=AuditState.VERIFIED if verified else AuditState.UNVERIFIED,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    async def _send_sms(self, number: str, text: str) -> None:
+        url = self.inbound.url if self.inbound is not None else None
+        await self.twilio.reply(number, text, (url + INBOUND_SMS_PATH) if url else None)
 
     async def _play(self) -> None:
         assert self.runner is not None
@@ -152,6 +190,9 @@ class DemoEnvironment:
                 self.on_finished()
 
     def stop(self) -> None:
+        if self._handoff_store is not None:
+            with contextlib.suppress(Exception):
+                self.host.call(self._handoff_store.aclose())
         self.host.stop()
 
     def __enter__(self) -> DemoEnvironment:

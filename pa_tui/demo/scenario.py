@@ -38,6 +38,9 @@ Action = Literal[
     "ehr-down",  # fault: the FHIR server answers 503
     "ehr-up",  # the FHIR server recovers (and its latency resets)
     "ehr-slow",  # fault: every FHIR request takes `seconds`
+    "transfer",  # call, to; with handoff = true the patient context goes with it
+    "key-expire",  # fault: Dialpad stops accepting the API key (401 from now on)
+    "sms-reply",  # caller (a patient's number, "single"…), text: a patient texts the clinic
 ]
 
 
@@ -56,6 +59,8 @@ class Step(BaseModel):
     status: str | None = None
     reason: str | None = None
     seconds: float = Field(default=2.0, ge=0, le=120)
+    handoff: bool = False  # transfer: write the patient context, as the sending agent's console does
+    text: str | None = None  # sms-reply: what the patient texts
     snapshot: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     settle: float = Field(default=1.5, ge=0, le=30)  # real seconds before the snapshot is taken
 
@@ -67,6 +72,10 @@ class Step(BaseModel):
             raise ValueError("a 'ring' step needs a 'caller'")
         if self.action == "status" and not self.status:
             raise ValueError("a 'status' step needs a 'status'")
+        if self.action == "transfer" and not self.call:
+            raise ValueError("a 'transfer' step needs a 'call'")
+        if self.action == "sms-reply" and (not self.caller or not self.text):
+            raise ValueError("an 'sms-reply' step needs a 'caller' and a 'text'")
         if self.action == "answer" and self.to.startswith("callcenter:"):
             raise ValueError("an 'answer' step is answered by an agent: to = \"agent\" or \"user:<id>\"")
         return self
@@ -145,6 +154,10 @@ class TelephonyDriver(Protocol):
 
     async def drop_websockets(self) -> int: ...
 
+    async def transfer(self, call_id: str, **kwargs: Any) -> Any: ...
+
+    async def expire_key(self) -> None: ...
+
 
 class EhrFaults(Protocol):
     """The FHIR sandbox's fault knobs."""
@@ -170,11 +183,15 @@ class ScenarioRunner:
     call_centers: dict[str, str] = field(default_factory=dict)  # name (lower) -> id
     agents: dict[str, str] = field(default_factory=dict)  # name (lower) -> id
     ehr: EhrFaults | None = None
+    handoffs: Any = None  # async (call_id, number, from_agent, to_agent, verified) -> ref | None
+    sms: Any = None  # async (from_number, text) -> None: a patient's text to the clinic
     speed: float = 1.0
     ready: Any = None  # an awaitable factory: wait until the console listens
     snapshot: Any = None  # async callable(name): take a screenshot (for --record)
     rounds: int | None = None  # stop a looping scenario after this many rounds
     _calls: dict[str, str] = field(default_factory=dict)
+    _numbers: dict[str, str] = field(default_factory=dict)  # call label -> the caller's number
+    _answered_by: dict[str, str] = field(default_factory=dict)  # call label -> user id
     _cursor: dict[str, int] = field(default_factory=dict)
     _unknown_counter: int = 0
     steps_done: int = 0
@@ -209,9 +226,27 @@ class ScenarioRunner:
             self._calls[step.call or ""] = await self.telephony.ring(
                 number, user_id=user_id, call_center_id=center_id
             )
+            self._numbers[step.call or ""] = number
         elif step.action == "answer":
             user_id, _ = self._target(step.to)
             await self.telephony.answer(self._calls[step.call or ""], user_id=user_id)
+            if user_id:
+                self._answered_by[step.call or ""] = user_id
+        elif step.action == "transfer":
+            label = step.call or ""
+            user_id, center_id = self._target(step.to)
+            ref = None
+            if step.handoff and self.handoffs is not None:
+                ref = await self.handoffs(self._calls[label], self._numbers.get(label, ""),
+                                          self._answered_by.get(label, ""), user_id, True)
+            await self.telephony.transfer(self._calls[label], user_id=user_id, call_center_id=center_id,
+                                          custom_data=ref)
+        elif step.action == "key-expire":
+            await self.telephony.expire_key()
+        elif step.action == "sms-reply":
+            if self.sms is None:
+                raise ScenarioError("'sms-reply' needs the Twilio simulator")
+            await self.sms(self._caller_number(step.caller or "single"), step.text or "")
         elif step.action == "hangup":
             await self.telephony.hangup(self._calls[step.call or ""])
         elif step.action == "status":
