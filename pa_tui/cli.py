@@ -229,6 +229,14 @@ def _run_console(state: _State) -> int:
     metavar="WxH",
     help="Terminal size for --record, e.g. 160x48. Only valid with --record.",
 )
+@click.option(
+    "--fhir-bundle",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="A FHIR Bundle JSON file, or a folder of them (e.g. Synthea output), served beside the synthetic "
+    "population.",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -238,6 +246,7 @@ def demo(
     seed: int,
     record: Path | None,
     size: tuple[int, int] | None,
+    fhir_bundle: Path | None,
 ) -> None:
     """Run the console against built-in Dialpad, FHIR and Twilio simulators.
 
@@ -249,7 +258,18 @@ def demo(
     settings = _state(ctx).load()
     from pa_tui.demo.launch import run_demo  # lazy: pulls in Textual and the simulators
 
-    code = run_demo(
+    from pa_tui.demo.fhir_sandbox.bundles import BundleError
+
+    try:
+        code = _run_demo(run_demo, settings, scenario, speed, patients, seed, record, size, fhir_bundle)
+    except BundleError as exc:
+        _fail(str(exc))
+    raise click.exceptions.Exit(int(code or 0))
+
+
+def _run_demo(run_demo: Any, settings: Settings, scenario: str | None, speed: float, patients: int, seed: int,
+              record: Path | None, size: tuple[int, int] | None, fhir_bundle: Path | None) -> int:
+    return run_demo(
         settings,
         scenario=scenario,
         speed=speed,
@@ -257,8 +277,8 @@ def demo(
         seed=seed,
         record=record,
         size=size,
+        fhir_bundle=fhir_bundle,
     )
-    raise click.exceptions.Exit(int(code or 0))
 
 
 # --------------------------------------------------------------------------- sim

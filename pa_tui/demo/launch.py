@@ -211,6 +211,7 @@ def run_demo(
     seed: int = 7,
     record: Path | None = None,
     size: tuple[int, int] | None = None,
+    fhir_bundle: Path | None = None,
 ) -> int:
     """Run the console against the simulators until the agent quits. Returns the exit code.
 
@@ -221,7 +222,7 @@ def run_demo(
 
     env = DemoEnvironment.start(
         patients=patients, seed=seed, scenario=scenario or "walkthrough", speed=speed,
-        as_of=None if record is not None else date.today(),
+        as_of=None if record is not None else date.today(), fhir_bundle=fhir_bundle,
     )
     try:
         app = make_app(settings, env.backends())

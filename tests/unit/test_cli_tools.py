@@ -77,3 +77,11 @@ def test_audit_exports_filtered_rows_and_audits_the_export(tmp_path: Path) -> No
     data = json.loads(result.output)
     assert {(r["agent_id"], r["patient_id"]) for r in data if r["action"] == "view"} == {("a1", "p2"), ("a2", "p1")}
     assert any(r["action"] == "export" for r in data)  # the first export was itself audited
+
+
+def test_demo_refuses_a_file_that_is_not_a_bundle(tmp_path: Path) -> None:
+    bad = tmp_path / "patient.json"
+    bad.write_text('{"resourceType": "Patient"}')
+    result = CliRunner().invoke(cli, ["demo", "--fhir-bundle", str(bad)])
+    assert result.exit_code == 2
+    assert "patient.json" in result.output and "not a FHIR Bundle" in result.output
