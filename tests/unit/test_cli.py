@@ -237,7 +237,8 @@ def test_demo_passes_options(runner: CliRunner, tmp_path: Path, fake_demo: list[
     assert result.exit_code == 0, result.output
     call = fake_demo[-1]
     assert isinstance(call.pop("settings"), Settings)
-    assert call == {"scenario": None, "speed": 1.0, "patients": 500, "seed": 7, "record": None, "size": None}
+    assert call == {"scenario": None, "speed": 1.0, "patients": 500, "seed": 7, "record": None, "size": None,
+                    "fhir_bundle": None}
 
     rec = tmp_path / "rec"
     args = ["demo", "--scenario", "busy-morning", "--speed", "2.5", "--patients", "50", "--seed", "3",
@@ -246,7 +247,8 @@ def test_demo_passes_options(runner: CliRunner, tmp_path: Path, fake_demo: list[
     assert result.exit_code == 0, result.output
     call = fake_demo[-1]
     call.pop("settings")
-    assert call == {"scenario": "busy-morning", "speed": 2.5, "patients": 50, "seed": 3, "record": rec, "size": (120, 40)}
+    assert call == {"scenario": "busy-morning", "speed": 2.5, "patients": 50, "seed": 3, "record": rec, "size": (120, 40),
+                    "fhir_bundle": None}
 
 
 def test_demo_exit_code_and_bad_options(
