@@ -49,6 +49,11 @@ class ContextCommands(Provider):
                     ("Transfer the call", "The patient context follows the call", partial(app.run_intent, "transfer")),
                     ("Hang up the call", "End the current call", partial(app.run_intent, "hangup")),
                 ]
+            if call is not None:
+                commands += [
+                    ("Set wrap-up codes", "Dialpad call labels for this call", partial(app.run_intent, "wrapup")),
+                    ("Queue a call back", "To this caller, in the call center", partial(app.run_intent, "callback")),
+                ]
             commands += [
                 ("Change duty status", "On or off duty, with a reason", partial(app.run_intent, "status")),
                 ("Open the Dialpad mini dialer", "In the browser, which carries the call audio",

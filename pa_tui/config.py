@@ -205,6 +205,15 @@ class DialpadSettings(_Section):
     call_center_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     mini_dialer_client_id: str | None = None
     open_mini_dialer_with: Literal["browser", "app"] = "browser"
+    #: The site's wrap-up codes, set on the call as Dialpad call labels.
+    wrapup_codes: list[str] = Field(
+        default_factory=lambda: [
+            "Appointment booked", "Appointment rescheduled", "Billing question", "Prescription refill",
+            "Referral status", "Message taken", "Transferred", "No action needed",
+        ]
+    )
+    #: Also send "open chart" to the agent's Dialpad app through the screen-pop API.
+    screen_pop_chart: bool = False
 
     @field_validator("base_url")
     @classmethod

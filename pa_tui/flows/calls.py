@@ -28,6 +28,7 @@ from pa_tui.screens.search import SearchScreen
 from pa_tui.screens.status import StatusChoice, StatusScreen
 from pa_tui.screens.transfer import TransferScreen
 from pa_tui.screens.verify import VerifyScreen
+from pa_tui.screens.wrapup import WrapupScreen
 
 if TYPE_CHECKING:
     from pa_tui.app import PaTuiApp
@@ -57,6 +58,8 @@ class CallFlow:
             "hangup": self.intent_hangup,
             "status": self.intent_status,
             "mini-dialer": self.intent_mini_dialer,
+            "wrapup": self.intent_wrapup,
+            "callback": self.intent_callback,
         }.get(action)
         if handler is not None:
             handler()
@@ -291,6 +294,52 @@ class CallFlow:
         except BackendError as exc:
             self.notify(str(exc), title="Hang-up failed", severity="error", timeout=8)
 
+    # ------------------------------------------------------------------ wrap-up and callbacks
+    def intent_wrapup(self: PaTuiApp) -> None:
+        call = self._focused_call()
+        if call is None or call.id.startswith("pop-"):
+            self.notify("No Dialpad call to set wrap-up codes on.", severity="warning")
+            return
+        call_id = call.id
+
+        def chosen(codes: tuple[str, ...] | None) -> None:
+            if codes:
+                self.set_wrapup(call_id, codes)
+
+        self.push_screen(WrapupScreen(self.settings.dialpad.wrapup_codes, call.labels), chosen)
+
+    @work(group="dialpad-labels", exit_on_error=False, description="Set wrap-up codes")
+    async def set_wrapup(self: PaTuiApp, call_id: str, codes: tuple[str, ...]) -> None:
+        try:
+            await self.backends.telephony.set_wrapup_labels(call_id, codes)
+        except BackendError as exc:
+            self.notify(str(exc), title="Wrap-up codes not set", severity="error", timeout=8)
+            return
+        self.notify("Wrap-up: " + ", ".join(codes))
+
+    def intent_callback(self: PaTuiApp) -> None:
+        call = self._focused_call()
+        if call is None or not isinstance(call.ani, PhoneNumber):
+            self.notify("No caller number to call back.", severity="warning")
+            return
+        center = call.queue.id if call.queue is not None and call.queue.type.value == "callcenter" else None
+        center = center or next(iter(self.settings.dialpad.call_center_ids), None)
+        if center is None:
+            self.notify("This call did not come through a call center (set dialpad.call_center_ids).",
+                        severity="warning")
+            return
+        self.queue_callback(center, call.ani)
+
+    @work(group="dialpad-callback", exit_on_error=False, description="Queue a call back")
+    async def queue_callback(self: PaTuiApp, center_id: str, number: PhoneNumber) -> None:
+        try:
+            place = await self.backends.telephony.request_callback(center_id, number)
+        except BackendError as exc:
+            self.notify(str(exc), title="Call back not queued", severity="error", timeout=8)
+            return
+        where = f" (place {place} in the queue)" if place else ""
+        self.notify(f"Call back queued{where}.")
+
     # ------------------------------------------------------------------ receiving a hand-off
     @work(group="store-handoff", exit_on_error=False, description="Load a transferred call's context")
     async def receive_handoff(self: PaTuiApp, call_id: str, ref: str) -> None:
@@ -346,6 +395,15 @@ class CallFlow:
             self.notify("No chart link configured (fhir.chart_url_template).", severity="warning")
             return
         self.open_external(url, "chart")
+        if self.settings.dialpad.screen_pop_chart and self.agent_id is not None:
+            self.screen_pop_chart(url)
+
+    @work(group="dialpad-screen-pop", exit_on_error=False, description="Screen pop the chart in Dialpad")
+    async def screen_pop_chart(self: PaTuiApp, url: str) -> None:
+        try:
+            await self.backends.telephony.screen_pop(self.agent_id or "", url)
+        except BackendError as exc:
+            self.notify(str(exc), title="Dialpad screen pop failed", severity="warning", timeout=8)
 
     def intent_mini_dialer(self: PaTuiApp) -> None:
         url = self.backends.telephony.mini_dialer_url()

@@ -42,6 +42,9 @@ class ConsoleScreen(Screen[None]):
         Binding("s", "intent('status')", "Status", id="status", tooltip="Go on or off duty"),
         Binding("m", "intent('mini-dialer')", "Mini dialer", id="mini-dialer",
                 tooltip="Open the Dialpad mini dialer in your browser (it carries the call audio)"),
+        Binding("w", "intent('wrapup')", "Wrap-up", id="wrapup", tooltip="Set wrap-up codes on the call"),
+        Binding("b", "intent('callback')", "Call back", id="callback",
+                tooltip="Queue a call back to this caller in the call center"),
     ]
 
     def action_intent(self, action: str) -> None:
@@ -74,6 +77,8 @@ class ConsoleScreen(Screen[None]):
             return True if self.patient is not None or (match is not None and match.kind == "single") else None
         if action == "intent" and parameters and parameters[0] in ("transfer", "hangup"):
             return True if self.call is not None and self.call.is_active else None
+        if action == "intent" and parameters and parameters[0] in ("wrapup", "callback"):
+            return True if self.call is not None else None
         return True
 
     agent: reactive[Agent | None] = reactive(None)

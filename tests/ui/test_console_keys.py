@@ -114,3 +114,27 @@ async def test_diagnostics_shows_the_link_url_expiry_and_budgets(
         assert "Inbound listener" in text and "127.0.0.1" in text
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, DiagnosticsScreen))
+
+
+async def test_wrap_up_codes_and_a_queued_call_back(
+    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
+) -> None:
+    from pa_tui.demo.dialpad_sim import SCHEDULING_ID
+    from pa_tui.screens.wrapup import WrapupScreen
+
+    number = demo_env.population.single_caller_numbers()[13]
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await listening(pilot, demo_env)
+        call_id = await demo_env.host.acall(demo_env.dialpad.ring(number, call_center_id=SCHEDULING_ID))
+        await demo_env.host.acall(demo_env.dialpad.answer(call_id, demo_env.agent_id))
+        await wait_until(pilot, lambda: app.home.call is not None and app.home.call.state.value == "connected")
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, WrapupScreen))
+        await pilot.press("space", "down", "down", "space", "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, WrapupScreen))
+        codes = tuple(app.settings.dialpad.wrapup_codes)
+        await wait_until(pilot, lambda: demo_env.dialpad.call_info(call_id).labels == (codes[0], codes[2]))
+        await pilot.press("b")
+        await wait_until(pilot, lambda: any(c.phone_number == number
+                                            for c in demo_env.dialpad.callbacks_for(SCHEDULING_ID)))
