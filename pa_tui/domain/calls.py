@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pa_tui.domain.enums import LenientEnum
 from pa_tui.domain.phones import CallerNumber, PhoneNumber
 
 
@@ -127,22 +128,13 @@ _LABELS: dict[CallState, str] = {
 }
 
 
-class CallDirection(StrEnum):
+class CallDirection(LenientEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
     UNKNOWN = "unknown"
 
-    @classmethod
-    def parse(cls, raw: object) -> CallDirection:
-        if isinstance(raw, str):
-            try:
-                return cls(raw.strip().lower())
-            except ValueError:
-                pass
-        return cls.UNKNOWN
 
-
-class PartyType(StrEnum):
+class PartyType(LenientEnum):
     USER = "user"
     CALL_CENTER = "callcenter"
     DEPARTMENT = "department"
@@ -151,15 +143,6 @@ class PartyType(StrEnum):
     CONTACT = "contact"
     NUMBER = "number"
     OTHER = "other"
-
-    @classmethod
-    def parse(cls, raw: object) -> PartyType:
-        if isinstance(raw, str):
-            try:
-                return cls(raw.strip().lower())
-            except ValueError:
-                pass
-        return cls.OTHER
 
 
 class Party(BaseModel):

@@ -7,25 +7,17 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from pa_tui.domain.enums import LenientEnum
 from pa_tui.domain.phones import PhoneNumber
 
 
-class PhoneUse(StrEnum):
+class PhoneUse(LenientEnum):
     HOME = "home"
     MOBILE = "mobile"
     WORK = "work"
     TEMP = "temp"
     OLD = "old"
     OTHER = "other"
-
-    @classmethod
-    def parse(cls, raw: object) -> PhoneUse:
-        if isinstance(raw, str):
-            try:
-                return cls(raw.strip().lower())
-            except ValueError:
-                pass
-        return cls.OTHER
 
 
 class PatientPhone(BaseModel):
