@@ -29,7 +29,7 @@ from pa_tui.backends.base import (
 from pa_tui.domain.agents import AgentStatus, AgentStatusEvent
 from pa_tui.domain.calls import Call, CallBook, CallDirection, CallEvent, CallPhase, CallState
 from pa_tui.domain.notes import Note, NoteStatus
-from pa_tui.domain.patients import PatientSummary
+from pa_tui.domain.patients import CallerMatch, MatchSource, PatientSummary
 from pa_tui.domain.phones import PhoneNumber, format_human, mask_phone
 from pa_tui.messages import (
     AgentLoaded,
@@ -279,10 +279,33 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
     async def identify_caller(self, call_id: str, number: PhoneNumber) -> None:
         try:
             match = await self.backends.ehr.find_by_phone(number)
+            if not match.candidates:
+                match = await self._known_caller_match(number) or match
         except BackendError as exc:
             self.post_message(CallerLookupFailed(call_id, exc))
             return
         self.post_message(CallerIdentified(call_id, match))
+
+    async def _known_caller_match(self, number: PhoneNumber) -> CallerMatch | None:
+        """Numbers an agent verified before: the candidates pop at once (still behind verification),
+        even where the EHR cannot search by phone."""
+        store = await self.ready_store()
+        if store is None:
+            return None
+        known = await store.known_callers(number.e164)
+        if not known:
+            return None
+        patients = []
+        for entry in known[:6]:
+            try:
+                patients.append(await self.backends.ehr.patient(entry.patient_id))
+            except BackendError as exc:
+                log.info("known caller's patient %s not loaded: %s", entry.patient_id, exc.title)
+        if not patients:
+            return None
+        return CallerMatch(
+            candidates=tuple(patients), source=MatchSource.KNOWN_CALLER, known_since=known[0].verified_at
+        )
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from pa_tui.domain.patients import CallerMatch, PatientSummary
+from pa_tui.domain.patients import CallerMatch, MatchSource, PatientSummary
 from pa_tui.domain.phones import CallerNumber, NoCallerId, UnreadableNumber, format_human, mask_phone
 
 
@@ -70,6 +70,10 @@ class PatientCard(Static):
             body = self._single(self.match.candidates[0])
         else:
             body = self._household(self.match)
+        if self.match is not None and self.match.source is MatchSource.KNOWN_CALLER and self.match.known_since:
+            since = self.match.known_since.astimezone().strftime("%m/%d/%Y")
+            body = Group(Text(f"Known from a verified call on {since} (this number is not on file in the EHR)",
+                              style="italic"), body)
         return Group(title, body)
 
     def _today(self) -> date:

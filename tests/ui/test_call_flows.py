@@ -124,3 +124,39 @@ async def test_transfer_hands_the_patient_context_to_the_receiving_console(
         assert patient.display_name.split()[-1] in widget_text(app_b.screen.query_one(PatientCard))
         handoffs = await app_b.backends.store.handoffs_for(b.id)
         assert handoffs and handoffs[0].patient_id == patient.id
+
+
+async def test_a_number_verified_once_pops_its_patient_next_time(
+    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
+) -> None:
+    unknown = "+12025550166"  # not on any record in the EHR
+    target = demo_env.population.patients[21]
+    family = target["name"][0]["family"]
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await listening(pilot, demo_env)
+        first = await demo_env.host.acall(demo_env.dialpad.ring(unknown, user_id=demo_env.agent_id))
+        card = app.screen.query_one(PatientCard)
+        await wait_until(pilot, lambda: card.match is not None)
+        assert card.match.kind == "none"
+        # Identify the caller by search, then verify them.
+        await pilot.press("slash")
+        await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        search = app.screen
+        search.query_one(Input).value = ""
+        await type_text(pilot, family)
+        await wait_until(pilot, lambda: any(p.id == target["id"] for p in search.results))
+        search.query_one("DataTable").focus()
+        for _ in range([p.id for p in search.results].index(target["id"])):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.home.patient is not None)
+        await _verify_through_ui(pilot, app, app.home.patient)
+        await wait_until(pilot, lambda: app.home.verified != "")
+        await demo_env.host.acall(demo_env.dialpad.hangup(first))
+        # The next call from that number pops the patient at once, marked as known.
+        await demo_env.host.acall(demo_env.dialpad.ring(unknown, user_id=demo_env.agent_id))
+        await wait_until(pilot, lambda: card.match is not None and card.match.kind == "single", timeout=10)
+        assert card.match.candidates[0].id == target["id"]
+        text = widget_text(card)
+        assert "Known from a verified call" in text and "not verified" in text
