@@ -119,6 +119,8 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         if track is not None:
             track(lambda: [c.id for c in self.book.active() if not c.id.startswith("pop-")])
         self.open_store()
+        if getattr(self.settings.fhir, "write_notes", False):
+            self.run_outbox()
         self.load_agent()
         self.consume_events()
         if self.backends.inbound is not None:
@@ -151,6 +153,8 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         if self._closed:
             return
         self._closed = True
+        if self.outbox_worker is not None:
+            self.outbox_worker.stop()
         self.workers.cancel_all()
         await self.backends.aclose()
 

@@ -256,6 +256,9 @@ class FhirSettings(_Section):
     #: Writing notes back and confirming appointments need write scopes too.
     algorithm: Literal["RS384", "ES384"] = "RS384"
     scope: str = "system/*.read"
+    #: Write saved notes back to the EHR as DocumentReferences (through the Store's outbox, retried
+    #: until the EHR confirms). Needs a write scope, e.g. "system/DocumentReference.write".
+    write_notes: bool = False
 
     @field_validator("base_url", "token_url")
     @classmethod

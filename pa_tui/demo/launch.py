@@ -224,6 +224,8 @@ def run_demo(
         patients=patients, seed=seed, scenario=scenario or "walkthrough", speed=speed,
         as_of=None if record is not None else date.today(), fhir_bundle=fhir_bundle,
     )
+    # The sandbox takes notes back: show the whole path (Store first, then the EHR via the outbox).
+    settings = settings.model_copy(update={"fhir": settings.fhir.model_copy(update={"write_notes": True})})
     try:
         app = make_app(settings, env.backends())
         if record is None:

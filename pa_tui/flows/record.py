@@ -16,7 +16,9 @@ from textual import work
 
 from pa_tui.backends.base import BackendError
 from pa_tui.domain.audit import Verification
+from pa_tui.backends.store.outbox import OutboxWorker
 from pa_tui.domain.notes import Note, NoteStatus
+from pa_tui.domain.outbox import OutboxItem
 from pa_tui.domain.patients import PatientSummary
 from pa_tui.domain.records import Section, SectionUnavailable
 from pa_tui.screens.patient import PatientScreen
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEARCH_CONTEXT = "search"
+NOTE_OUTBOX_KIND = "ehr.note"
 
 
 @dataclass
@@ -48,6 +51,23 @@ class RecordFlow:
 
     def _record_init(self) -> None:
         self.record_caches: dict[str, RecordCache] = {}
+        self.outbox_worker: OutboxWorker | None = None
+
+    # ------------------------------------------------------------------ the outbox
+    @work(group="store-outbox", exclusive=True, exit_on_error=False, description="Deliver owed writes")
+    async def run_outbox(self: PaTuiApp) -> None:
+        """Notes owed to the EHR go out until the EHR confirms; survives restarts (the Store keeps them)."""
+        store = await self.ready_store()
+        if store is None:
+            return
+        self.outbox_worker = OutboxWorker(store, self._send_owed, kinds=(NOTE_OUTBOX_KIND,), poll_interval=5.0)
+        await self.outbox_worker.run()
+
+    async def _send_owed(self: PaTuiApp, item: OutboxItem) -> str | None:
+        note = Note.model_validate(item.payload["note"])
+        remote_id = await self.backends.ehr.write_note(note)
+        log.info("note %s written to the EHR as %s", note.id, remote_id)
+        return remote_id
 
     # ------------------------------------------------------------------ opening
     def open_record(
@@ -152,7 +172,10 @@ class RecordFlow:
         now = self.clock()
         note = Note(patient_id=patient_id, call_id=call_id, agent_id=self.agent_id or "unknown-agent", text=text,
                     created_at=now, updated_at=now)
-        saved = await store.save_note(note)
+        write_back = bool(getattr(self.settings.fhir, "write_notes", False))
+        saved = await store.save_note(note, outbox_kind=NOTE_OUTBOX_KIND if write_back else None)
+        if write_back and self.outbox_worker is not None:
+            self.outbox_worker.kick()
         log.info("note %s saved for patient %s", saved.id, patient_id)
         self.write_audit("note", patient_id, reason=f"call {call_id}" if call_id else "manual search")
         if screen is not None and screen.patient_id == patient_id:

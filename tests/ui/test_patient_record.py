@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from textual.widgets import TextArea
 
 from pa_tui.app import PaTuiApp
@@ -95,3 +96,38 @@ async def test_quitting_mid_note_keeps_the_text_as_a_draft(
     async with store:
         draft = await store.latest_draft(app.agent_id or "", patient_id, call_id)
     assert draft is not None and draft.text == "half a thought"
+
+
+async def test_saved_note_is_written_back_to_the_ehr_through_the_outbox(
+    demo_env: DemoEnvironment, tmp_path: Path
+) -> None:
+    from pa_tui.app import make_app
+    from pa_tui.config import load_settings
+
+    settings = load_settings()
+    settings = settings.model_copy(update={"fhir": settings.fhir.model_copy(update={"write_notes": True})})
+    app = make_app(settings, demo_env.backends(store_path=tmp_path / "wb.db"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _pop_single(pilot, app, demo_env)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PatientScreen))
+        screen = app.screen
+        assert isinstance(screen, PatientScreen)
+        await pilot.press("7")
+        screen.query_one("#note-editor", TextArea).focus()
+        await pilot.press(*"Wants a morning slot")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "Note saved" in screen.save_status)
+        store = app.backends.store
+        (note,) = await store.notes_for(screen.patient_id)
+        for _ in range(100):
+            if (await store.outbox_counts()).get("done", 0) >= 1:
+                break
+            await pilot.pause(0.1)
+        assert (await store.outbox_counts()).get("done", 0) == 1
+        async with httpx.AsyncClient() as http:
+            found = await http.get(f"{demo_env.fhir_url}/DocumentReference",
+                                   params={"identifier": f"urn:pa-tui:note|{note.id}"})
+        bundle = found.json()
+        assert bundle["total"] == 1
+        assert bundle["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{screen.patient_id}"
