@@ -35,7 +35,7 @@ RECORD_TABS: tuple[Section, ...] = (
     Section.CARE_TEAM,
 )
 
-AUTOSAVE_SECONDS = 0.8
+AUTOSAVE_SECONDS = 0.5
 
 
 def masked_name(patient: PatientSummary, masked: bool) -> str:
@@ -424,9 +424,10 @@ class PatientScreen(Screen[None]):
             return
         self._last_text = event.text_area.text
         self.save_status = "Editing… (autosaves)"
-        if self._autosave is not None:
-            self._autosave.stop()
-        self._autosave = self.set_timer(AUTOSAVE_SECONDS, self._flush_draft, name="note-autosave")
+        # Not a debounce: an agent who never pauses must not lose their draft either. The first
+        # unsaved keystroke starts the timer; later ones ride along, so the Store lags < 1 s.
+        if self._autosave is None:
+            self._autosave = self.set_timer(AUTOSAVE_SECONDS, self._flush_draft, name="note-autosave")
 
     def _flush_draft(self) -> None:
         if self._autosave is not None:
