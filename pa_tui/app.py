@@ -28,6 +28,7 @@ from pa_tui.backends.base import (
 )
 from pa_tui.domain.agents import AgentStatus, AgentStatusEvent
 from pa_tui.domain.calls import Call, CallBook, CallDirection, CallEvent, CallPhase, CallState
+from pa_tui.domain.audit import Verification as AuditState
 from pa_tui.domain.notes import Note, NoteStatus
 from pa_tui.domain.patients import CallerMatch, MatchSource, PatientSummary
 from pa_tui.domain.phones import PhoneNumber, format_human, mask_phone
@@ -413,6 +414,9 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
 
     def on_caller_identified(self, message: CallerIdentified) -> None:
         self.matches[message.call_id] = message.match
+        for patient in message.match.candidates:  # the card shows each one's name and DOB: a view
+            self.write_audit("view", patient.id, reason=f"call {message.call_id}", sections=("card",),
+                             verification=AuditState.UNVERIFIED)
         self.lookup_started_at.pop(message.call_id, None)
         self._clear_problem("ehr-slow")
         self._clear_problem("ehr")

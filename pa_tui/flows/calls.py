@@ -135,17 +135,18 @@ class CallFlow:
                 self.home.patient = patient
                 self.home.verified = label
             if caller is not None:
-                self.remember_known_caller(caller, patient.id)
+                self.remember_known_caller(caller, patient.id, call_id)
         for screen in self.screen_stack:
             if isinstance(screen, PatientScreen) and screen.patient_id == patient.id:
                 screen.unlock(label)
         self.notify(f"Caller verified ({label}).")
 
     @work(group="store-known", exit_on_error=False, description="Remember a verified caller's number")
-    async def remember_known_caller(self: PaTuiApp, number: PhoneNumber, patient_id: str) -> None:
+    async def remember_known_caller(self: PaTuiApp, number: PhoneNumber, patient_id: str, call_id: str) -> None:
         store = await self.ready_store()
         if store is not None:
-            await store.remember_caller(number.e164, patient_id, self.agent_id or "unknown-agent", self.clock())
+            await store.remember_caller(number.e164, patient_id, self.agent_id or "unknown-agent", self.clock(),
+                                        reason=f"call {call_id}")
 
     def on_patient_screen_verify_requested(self: PaTuiApp, event: PatientScreen.VerifyRequested) -> None:
         self.intent_verify(event.patient)

@@ -112,6 +112,10 @@ class RecordFlow:
         cached = cache.get(event.patient_id, event.section)
         if cached is not None and not event.force:
             screen.set_section(event.section, cached)
+            self.write_audit(
+                "view", event.patient_id, reason=f"call {screen.call_id}" if screen.call_id else "manual search",
+                sections=(event.section.value,), verification=_state(screen.call_id, screen.verification),
+            )
             return
         screen.set_section(event.section, SectionState("loading"))
         self.load_section(screen, event.patient_id, event.section)
