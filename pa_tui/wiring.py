@@ -44,6 +44,7 @@ def build_telephony(settings: Settings, webhook_events: asyncio.Queue[Any] | Non
         user_id=dialpad.user_id,
         subscription_scope="company" if dialpad.subscription_scope == "company" else "user",
         mini_dialer_client_id=dialpad.mini_dialer_client_id,
+        open_with=dialpad.open_mini_dialer_with,
         sandbox=dialpad.environment == "sandbox",
         **webhook,
     )

@@ -58,6 +58,8 @@ class CallBanner(Static):
             text.append(f"   {format_duration(call.duration(self.now))}")
         if call.agent is not None and call.agent.name and call.agent.id != self.me:
             text.append(f"   with {call.agent.name}", style="dim")
+        if call.phase is CallPhase.RINGING and call.direction is CallDirection.INBOUND:
+            text.append("   answer in Dialpad (m: mini dialer, which carries the audio)", style="italic")
         if self.others:
             text.append(f"   (+{self.others} more call{'s' if self.others > 1 else ''})", style="dim")
         return text

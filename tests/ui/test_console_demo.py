@@ -192,3 +192,29 @@ async def test_a_call_that_ends_while_the_stream_is_down_is_not_left_ringing(
         # After the reconnect, reconciliation asks Dialpad and the call is shown ended.
         await wait_until(pilot, lambda: app.home.call is not None and app.home.call.is_ended, timeout=15)
         assert app.book.active() == [] or all(c.id != app.home.call.id for c in app.book.active())
+
+
+async def test_an_expired_key_shows_the_cause_and_the_fix_and_stops_retrying(
+    console_app: Callable[..., PaTuiApp], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from pa_tui.demo.launch import DemoEnvironment as Env
+    from pa_tui.widgets.agent_bar import AgentBar
+
+    env = Env.start(patients=50, seed=2, scenario=None)
+    try:
+        from pa_tui.app import make_app
+        from pa_tui.config import load_settings
+
+        app = make_app(load_settings(), env.backends(store_path=tmp_path / "k.db"))
+        async with app.run_test(size=(160, 48)) as pilot:
+            await listening(pilot, env)
+            await env.host.acall(env.dialpad.expire_key())
+            await env.host.acall(env.dialpad.drop_websockets())  # the next connect needs the key
+            banner = app.screen.query_one(ProblemBanner)
+            await wait_until(pilot, lambda: "API Keys" in banner.problem, timeout=15)
+            assert "auth failed" in widget_text(app.screen.query_one(AgentBar))
+            before = len(env.dialpad.requests)
+            await pilot.pause(3)
+            assert len(env.dialpad.requests) - before <= 1, "kept retrying with a dead key"
+    finally:
+        env.stop()

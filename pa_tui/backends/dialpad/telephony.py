@@ -206,6 +206,7 @@ class DialpadTelephony:
         subscription_scope: Literal["user", "company"] = "user",
         secret_factory: Callable[[], str] = new_secret,
         mini_dialer_client_id: str | None = None,
+        open_with: Literal["browser", "app"] = "browser",
         sandbox: bool = False,
         websocket_id: str | None = None,
         call_states: Sequence[str] | None = DEFAULT_CALL_STATES,
@@ -250,6 +251,7 @@ class DialpadTelephony:
         self.event_mode = event_mode
         self._secret_factory = secret_factory
         self._mini_dialer_client_id = mini_dialer_client_id
+        self._open_with = open_with
         self._sandbox = sandbox
         self._websocket_id = websocket_id or _saved_id(saved.get("websocket_id"))
         self._webhook_id = webhook_id or _saved_id(saved.get("webhook_id"))
@@ -388,6 +390,10 @@ class DialpadTelephony:
         return await self._client.list_call_centers()
 
     def mini_dialer_url(self) -> str | None:
+        """The mini dialer in the browser (``dialpad.com/apps/<client id>``), or the desktop app's
+        launch URL when the site prefers the app (``open_with="app"``)."""
+        if self._open_with == "app":
+            return "dialpad://"
         if not self._mini_dialer_client_id:
             return None
         host = "https://sandbox.dialpad.com" if self._sandbox else "https://dialpad.com"
