@@ -131,7 +131,16 @@ async def test_wrap_up_codes_and_a_queued_call_back(
         await wait_until(pilot, lambda: app.home.call is not None and app.home.call.state.value == "connected")
         await pilot.press("w")
         await wait_until(pilot, lambda: isinstance(app.screen, WrapupScreen))
-        await pilot.press("space", "down", "down", "space", "enter")
+        from textual.widgets import SelectionList
+
+        codes_list = app.screen.query_one(SelectionList)
+        codes_list.focus()
+        await wait_until(pilot, lambda: app.focused is codes_list)
+        await pilot.press("space")
+        await wait_until(pilot, lambda: len(codes_list.selected) == 1)
+        await pilot.press("down", "down", "space")
+        await wait_until(pilot, lambda: len(codes_list.selected) == 2)
+        await pilot.press("enter")
         await wait_until(pilot, lambda: not isinstance(app.screen, WrapupScreen))
         codes = tuple(app.settings.dialpad.wrapup_codes)
         await wait_until(pilot, lambda: demo_env.dialpad.call_info(call_id).labels == (codes[0], codes[2]))
