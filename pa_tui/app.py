@@ -44,6 +44,7 @@ from pa_tui.messages import (
     StreamNoticed,
 )
 from pa_tui.backends.inbound.facts import PopRequested
+from pa_tui.backends.twilio.parse import DeliveryStatus, InboundSms
 from pa_tui.commands import ContextCommands
 from pa_tui.flows.calls import CallFlow
 from pa_tui.flows.record import RecordFlow
@@ -385,6 +386,24 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         if match is not None and match.kind == "single":
             return match.candidates[0]
         return None
+
+    def on_inbound_fact_received(self, message: InboundFactReceived) -> None:
+        """Patient texts and delivery reports: never dropped silently — shown to the agent.
+        (Acting on them — confirming in the EHR, the "to call" list — is the reminders service's.)"""
+        fact = message.fact
+        if isinstance(fact, InboundSms):
+            what = {"CONFIRM": "replied C (confirm)", "RESCHEDULE": "replied R (reschedule)",
+                    "STOP": "texted STOP (opted out)", "START": "texted START (opted back in)"}.get(
+                getattr(fact.keyword, "value", fact.keyword) or "", "sent a text")
+            who, masked = format_human(fact.from_number), mask_phone(fact.from_number)
+            self._log(f"sms        ← {who} {what}", f"sms        ← {masked} {what}")
+            self.notify(f"{masked if self.privacy_mask else who} {what}.", title="Patient text", timeout=10)
+        elif isinstance(fact, DeliveryStatus):
+            log.info("sms %s: %s", fact.message_sid, fact.status)
+            if fact.error_code:
+                self._log(f"sms        reminder {fact.message_sid[-6:]} {fact.status} (Twilio {fact.error_code})")
+        else:
+            log.info("inbound fact %s not handled", type(fact).__name__)
 
     def on_stream_noticed(self, message: StreamNoticed) -> None:
         self._log(f"dialpad  {message.notice.text}")

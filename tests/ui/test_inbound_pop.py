@@ -51,3 +51,21 @@ async def test_cli_pop_reaches_the_console_and_a_bad_ani_is_refused(
             bad = await client.get(listener.url + "/", params={"action": "start", "ani": "garbage"})
         assert bad.status_code == 400
         assert card.match.kind == "single"  # nothing changed
+
+
+async def test_a_patient_text_reaches_the_agent_and_not_the_log_file(
+    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
+) -> None:
+    from pa_tui.backends.twilio import INBOUND_SMS_PATH
+    from pa_tui.domain.phones import parse_phone
+    from pa_tui.widgets.event_log import EventLog
+
+    number = demo_env.population.single_caller_numbers()[17]
+    app = console_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        listener = app.backends.inbound
+        await wait_until(pilot, lambda: listener.url is not None)
+        await demo_env.host.acall(demo_env.twilio.reply(number, "C", listener.url + INBOUND_SMS_PATH))
+        log = app.screen.query_one(EventLog)
+        await wait_until(pilot, lambda: any("replied C (confirm)" in t for t in log.texts))
+        assert any(parse_phone(number).human in t for t in log.texts)  # type: ignore[union-attr]
