@@ -116,14 +116,20 @@ async def test_diagnostics_shows_the_link_url_expiry_and_budgets(
         await wait_until(pilot, lambda: not isinstance(app.screen, DiagnosticsScreen))
 
 
-async def test_wrap_up_codes_and_a_queued_call_back(
-    demo_env: DemoEnvironment, console_app: Callable[..., PaTuiApp]
-) -> None:
+async def test_wrap_up_codes_and_a_queued_call_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pa_tui.app import make_app
+    from pa_tui.config import load_settings
     from pa_tui.demo.dialpad_sim import SCHEDULING_ID
     from pa_tui.screens.wrapup import WrapupScreen
 
+    # A simulator of its own: the call-center offer needs the agent idle, whatever other tests did.
+    with DemoEnvironment.start(patients=60, seed=4, scenario=None) as demo_env:
+        await _wrap_up_and_call_back(demo_env, make_app(load_settings(), demo_env.backends(store_path=tmp_path / "w.db")),
+                                     SCHEDULING_ID, WrapupScreen)
+
+
+async def _wrap_up_and_call_back(demo_env, app, SCHEDULING_ID, WrapupScreen) -> None:  # type: ignore[no-untyped-def]
     number = demo_env.population.single_caller_numbers()[13]
-    app = console_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await listening(pilot, demo_env)
         call_id = await demo_env.host.acall(demo_env.dialpad.ring(number, call_center_id=SCHEDULING_ID))
