@@ -157,7 +157,11 @@ def test_notes_being_written(snap_compare, app, env, size) -> None:  # type: ign
         view = screen.query_one("#section-notes", SectionView)
         await wait_until(pilot, lambda: view.state.status == "ready")
         screen.query_one("#note-editor", TextArea).focus()
-        await type_text(pilot, "Caller wants to move her appointment to a morning slot.")
-        await wait_until(pilot, lambda: "autosaved" in screen.save_status, timeout=5)
+        text = "Caller wants to move her appointment to a morning slot."
+        await type_text(pilot, text)
+        editor = screen.query_one("#note-editor", TextArea)
+        # Settled: every key typed, no autosave pending, and the last one reported.
+        await wait_until(pilot, lambda: editor.text == text and screen._autosave is None
+                         and "autosaved" in screen.save_status, timeout=8)
 
     _compare(snap_compare, app, size, before)
