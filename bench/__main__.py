@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write every row as JSON here")
     parser.add_argument("--what-if", dest="what_if", action="append", default=[], metavar="FIX",
                         help="apply a recommended fix in the console's process first (see bench/_whatif.py): "
-                             "footer, keybar")
+                             "footer, keybar, other-calls, log-ref")
     args = parser.parse_args(argv)
     from bench._whatif import ENV, PATCHES
 
