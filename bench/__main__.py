@@ -36,7 +36,7 @@ FIGURES: dict[str, tuple[str, str]] = {
 }
 
 #: A figure that overruns this is stopped (and reported) so the whole run stays bounded.
-TIMEOUT_S = {"pop": 260, "record": 110, "burst": 150, "per-event": 170, "startup": 110, "memory": 170,
+TIMEOUT_S = {"pop": 260, "record": 110, "burst": 150, "per-event": 170, "startup": 110, "memory": 150,
              "wallboard": 30, "store": 120}
 
 

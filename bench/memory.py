@@ -91,7 +91,7 @@ def _slope(points: list[tuple[int, float, float]]) -> float:
 def run(quick: bool) -> list[Row]:
     calls = 2_000 if quick else CALLS
     # PA_TUI_BENCH_MEMORY_SECONDS: a longer budget, to take all 10,000 calls outside `python -m bench`
-    budget = Budget(float(os.environ.get("PA_TUI_BENCH_MEMORY_SECONDS", 30 if quick else 60)))
+    budget = Budget(float(os.environ.get("PA_TUI_BENCH_MEMORY_SECONDS", 30 if quick else 40)))
     progress(f"memory: starting the simulators with {SIZE:,} patients; up to {calls:,} calls")
     with SimProcess(SIZE) as sim:
         r = asyncio.run(_measure(sim, calls, budget))

@@ -117,8 +117,8 @@ async def _measure(sim: SimProcess, reps: int, warmup: int, budget: Budget) -> d
 
 
 def run(quick: bool) -> list[Row]:
-    reps, warmup = (12, 3) if quick else (200, 15)
-    total = Budget(45 if quick else 115)
+    reps, warmup = (12, 2) if quick else (200, 3)
+    total = Budget(45 if quick else 140)
     rows: list[Row] = []
     p95s: dict[int, float] = {}
     for n, size in enumerate(SIZES):
