@@ -415,6 +415,13 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
         call = self.book.apply(event)
         if call is None:
             return  # duplicate
+        for gone in self.book.trimmed:  # the book forgot an old call: so does the console
+            for per_call in (self.matches, self.lookup_started_at, self.chosen, self.verified, self.record_caches):
+                per_call.pop(gone, None)
+            self.lookups_started.discard(gone)
+            self.handoffs_checked.discard(gone)
+        if not self.screen_stack:  # shutting down with events still queued
+            return
         log.info("call %s leg %s state %s", call.id, event.call_id, event.state.value)
         self._log(self._event_line(event, call), self._event_line(event, call, masked=True))
         if call.custom_data:
@@ -480,7 +487,7 @@ class PaTuiApp(CallFlow, RecordFlow, App[int]):
             else:
                 self.home.lookup = LookupState.DONE if focus.ani is not None else LookupState.IDLE
         self.home.call = focus
-        self.home.other_calls = sum(1 for c in self.book.active() if c.id != focus.id)
+        self.home.other_calls = self.book.active_count() - (1 if focus.is_active else 0)
 
     def _set_problem(self, area: str, text: str) -> None:
         """Raise the banner for ``area``; the newest problem shows until its area recovers."""

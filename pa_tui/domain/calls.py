@@ -272,6 +272,14 @@ class CallBook(BaseModel):
     max_seen: int = 20_000
     max_ended: int = 500
     ended_order: list[str] = Field(default_factory=list)
+    active_ids: set[str] = Field(default_factory=set)
+    trimmed: list[str] = Field(default_factory=list)  # ids dropped by the last apply (for callers' caches)
+
+    def _track(self, call: Call) -> None:
+        if call.is_active:
+            self.active_ids.add(call.id)
+        else:
+            self.active_ids.discard(call.id)
 
     def apply(self, event: CallEvent) -> Call | None:
         """Fold one event in. Returns the updated call, or ``None`` for a duplicate."""
@@ -290,6 +298,8 @@ class CallBook(BaseModel):
         prior = self.calls.get(key)
         call = fold(prior, event, key)
         self.calls[key] = call
+        self._track(call)
+        self.trimmed = []
         if call.is_ended and (prior is None or not prior.is_ended):
             self.ended_order.append(key)
             self._trim_ended()
@@ -298,11 +308,16 @@ class CallBook(BaseModel):
     def replace(self, call: Call) -> None:
         """Put a call as reconciled from the platform (e.g. after a reconnect)."""
         self.calls[call.id] = call
+        self._track(call)
         for leg in call.legs:
             self.leg_index.setdefault(leg, call.id)
 
+    def active_count(self) -> int:
+        """How many calls are up: O(1), kept as calls change phase."""
+        return len(self.active_ids)
+
     def active(self) -> list[Call]:
-        return [c for c in self.calls.values() if c.is_active]
+        return [self.calls[i] for i in self.active_ids if i in self.calls]
 
     def _trim_ended(self) -> None:
         while len(self.ended_order) > self.max_ended:
@@ -310,6 +325,7 @@ class CallBook(BaseModel):
             call = self.calls.get(key)
             if call is not None and call.is_ended:
                 del self.calls[key]
+                self.trimmed.append(key)
                 for leg in call.legs:
                     if self.leg_index.get(leg) == key:
                         del self.leg_index[leg]

@@ -47,6 +47,15 @@ class ConsoleScreen(Screen[None]):
                 tooltip="Queue a call back to this caller in the call center"),
     ]
 
+    def watch_call(self, old: Call | None, new: Call | None) -> None:
+        # Every call event replaces ``call``; the footer depends only on "is there a call, is it
+        # active", so refresh the keys when that changes, not on every event (60-90 ms each).
+        def key(c: Call | None) -> tuple[bool, bool]:
+            return (c is not None, c is not None and c.is_active)
+
+        if key(old) != key(new):
+            self.refresh_bindings()
+
     def action_intent(self, action: str) -> None:
         self.post_message(self.Requested(action))
 
@@ -86,7 +95,7 @@ class ConsoleScreen(Screen[None]):
     status: reactive[AgentStatus | None] = reactive(None)
     connection: reactive[ConnectionState | None] = reactive(None)
     problem: reactive[str] = reactive("")
-    call: reactive[Call | None] = reactive(None, bindings=True)
+    call: reactive[Call | None] = reactive(None)
     other_calls: reactive[int] = reactive(0)
     now: reactive[datetime | None] = reactive(None)
     today: reactive[date | None] = reactive(None)
